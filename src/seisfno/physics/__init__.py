@@ -1,0 +1,29 @@
+"""Physics: grids, presets, velocity models, wavelets and the acoustic solver.
+
+Imports nothing from the rest of seisfno (except its error type).
+"""
+
+from .grid import Grid
+from .plan import Plan, make_plan
+from .presets import PRESETS, Preset, VonKarmanParams, get_preset
+from .solver import AcousticSolver, Backend, TorchBackend, get_backend, simulate
+from .velocity import (
+    blocky,
+    homogeneous,
+    layered,
+    load_velocity,
+    resample,
+    sample_rng,
+    square_anomaly,
+    validate_velocity,
+    von_karman,
+    von_karman_covariance,
+)
+from .wavelets import ricker, ricker_second_derivative
+
+__all__ = [
+    "PRESETS", "AcousticSolver", "Backend", "Grid", "Plan", "Preset", "TorchBackend",
+    "VonKarmanParams", "blocky", "get_backend", "get_preset", "homogeneous", "layered",
+    "load_velocity", "make_plan", "resample", "ricker", "ricker_second_derivative", "sample_rng",
+    "simulate", "square_anomaly", "validate_velocity", "von_karman", "von_karman_covariance",
+]

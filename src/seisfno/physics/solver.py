@@ -1,0 +1,192 @@
+"""The acoustic solver: one interface, interchangeable backends.
+
+>>> from seisfno.physics import AcousticSolver, get_preset, von_karman, sample_rng
+>>> preset = get_preset("quick")
+>>> solver = AcousticSolver.from_preset(preset)
+>>> v = von_karman(preset.grid, sample_rng(0, 0))
+>>> u = solver(v, [5000.0, 3000.0])          # (nt_out, nz, nx), sample k at k * dt_out
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from .._errors import SeisfnoError
+from . import fd
+from .grid import Grid
+from .plan import Plan, make_plan
+from .presets import Preset
+from .velocity import validate_velocity
+from .wavelets import ricker, ricker_second_derivative
+
+
+class Backend(Protocol):
+    """A wave-equation engine: ``run(plan, velocity (B, nz, nx), sources (B, 2)) -> (B, nt, nz, nx)``."""
+
+    name: str
+
+    def run(self, plan: Plan, velocity: torch.Tensor, sources_xz_m: np.ndarray) -> torch.Tensor:
+        ...
+
+
+@dataclass
+class TorchBackend:
+    """Our pure-PyTorch finite differences (:mod:`seisfno.physics.fd`), CPU or CUDA.
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        Default: the device of the velocity tensor.
+    compile : bool, optional
+        ``torch.compile`` the time step (default: on CUDA only).
+    checkpoint : bool, optional
+        Trade compute for memory in gradients (default: whenever a gradient is needed).
+    """
+
+    device: str | torch.device | None = None
+    compile: bool | None = None
+    checkpoint: bool | None = None
+    name: str = field(default="torch", init=False)
+
+    def run(self, plan: Plan, velocity: torch.Tensor, sources_xz_m: np.ndarray) -> torch.Tensor:
+        dev = torch.device(self.device) if self.device is not None else velocity.device
+        velocity = velocity.to(dev)
+        dtype = velocity.dtype
+        v2 = fd.fine_velocity(plan, velocity) ** 2
+        src = fd.source_field(plan, sources_xz_m, dev, dtype)
+        t = torch.arange(plan.n_steps, dtype=torch.float64) * plan.dt_s
+        wav = ricker(t, plan.f_peak_hz).to(dev, dtype)
+        wav_tt = ricker_second_derivative(t, plan.f_peak_hz).to(dev, dtype)
+        compile_ = dev.type == "cuda" if self.compile is None else self.compile
+        mat = fd.lowpass_matrix(plan)
+        steps = np.flatnonzero(mat.any(axis=0))
+        rec = fd.propagate(plan, v2, src, wav, wav_tt, record_steps=steps,
+                           checkpoint=self.checkpoint, compile=compile_)
+        if plan.decimation == "point":
+            return rec
+        weights = torch.as_tensor(mat[:, steps], dtype=dtype, device=dev)
+        return torch.einsum("kn,bnzx->bkzx", weights, rec)
+
+
+def get_backend(backend: str | Backend, device: str | torch.device | None = None) -> Backend:
+    """A backend by name (``torch``, ``deepwave``) or the object itself."""
+    if not isinstance(backend, str):
+        return backend
+    if backend == "torch":
+        return TorchBackend(device=device)
+    if backend == "deepwave":
+        from .deepwave_backend import DeepwaveBackend
+
+        return DeepwaveBackend(device=device)
+    raise SeisfnoError(f"unknown backend {backend!r}; choose 'torch' or 'deepwave'")
+
+
+class AcousticSolver:
+    """Solve the 2-D constant-density acoustic wave equation on an output grid.
+
+    Parameters
+    ----------
+    grid : Grid
+        Output grid: models are given and wavefields returned on its nodes.
+    f_peak_hz : float
+        Ricker peak frequency (the wavelet peaks at ``1.5 / f_peak_hz``).
+    dt_out_s, nt_out : float, int
+        Output sampling (sample k at ``k * dt_out_s``).
+    velocity_range_mps : (float, float), optional
+        The range to plan for. Fixed ranges give identical discretizations for every model (what
+        datasets need); by default each call plans for its own models' range.
+    decimation : {"point", "lowpass"}
+    backend : str or Backend
+    device : str, optional
+    **plan_options
+        Passed to :func:`~seisfno.physics.plan.make_plan` (``points_per_wavelength``, ...).
+    """
+
+    def __init__(self, grid: Grid, f_peak_hz: float, dt_out_s: float, nt_out: int, *,
+                 velocity_range_mps: tuple[float, float] | None = None,
+                 decimation: str = "point", backend: str | Backend = "torch",
+                 device: str | torch.device | None = None, **plan_options) -> None:
+        self.grid = grid
+        self.f_peak_hz = f_peak_hz
+        self.dt_out_s = dt_out_s
+        self.nt_out = nt_out
+        self.velocity_range_mps = velocity_range_mps
+        self.decimation = decimation
+        self.backend = get_backend(backend, device)
+        self.device = device
+        self.plan_options = plan_options
+        if velocity_range_mps is not None:  # fail early on impossible setups
+            self.plan_for(*velocity_range_mps)
+
+    @classmethod
+    def from_preset(cls, preset: Preset, **kwargs) -> AcousticSolver:
+        kwargs.setdefault("velocity_range_mps", preset.velocity.clip_mps)
+        kwargs.setdefault("decimation", preset.decimation)
+        return cls(preset.grid, preset.f_peak_hz, preset.dt_out_s, preset.nt_out, **kwargs)
+
+    def plan_for(self, v_min_mps: float, v_max_mps: float) -> Plan:
+        return make_plan(self.grid, self.f_peak_hz, self.dt_out_s, self.nt_out, v_min_mps,
+                         v_max_mps, decimation=self.decimation, **self.plan_options)
+
+    def plan(self, velocity: torch.Tensor | np.ndarray) -> Plan:
+        """The plan used for these models (checks they fit a fixed velocity range)."""
+        t = torch.as_tensor(velocity)
+        lo, hi = float(t.min()), float(t.max())
+        if self.velocity_range_mps is None:
+            return self.plan_for(lo, hi)
+        v_min, v_max = self.velocity_range_mps
+        if lo < v_min * (1 - 1e-6) or hi > v_max * (1 + 1e-6):
+            raise SeisfnoError(
+                f"velocities span [{lo:.0f}, {hi:.0f}] m/s, outside the range "
+                f"[{v_min:.0f}, {v_max:.0f}] m/s this solver was planned for")
+        return self.plan_for(v_min, v_max)
+
+    def __call__(self, velocity: torch.Tensor | np.ndarray,
+                 sources_xz_m: np.ndarray | list | tuple) -> torch.Tensor:
+        """Wavefields for models ``(nz, nx)`` or ``(B, nz, nx)`` and sources ``(2,)`` or ``(B, 2)``.
+
+        A single model is shared by all sources. Returns ``(B, nt_out, nz, nx)``, or
+        ``(nt_out, nz, nx)`` for one model and one source. Differentiable in ``velocity``
+        (torch backend and deepwave).
+        """
+        v = torch.as_tensor(velocity)
+        if not v.is_floating_point():
+            v = v.float()
+        validate_velocity(v.detach(), self.grid)
+        src = self.grid.check_sources(np.asarray(sources_xz_m, dtype=np.float64))
+        single = v.ndim == 2 and src.ndim == 1
+        v = v.reshape(-1, *self.grid.shape)
+        src = src.reshape(-1, 2)
+        if v.shape[0] not in (1, src.shape[0]):
+            raise SeisfnoError(f"{v.shape[0]} models but {src.shape[0]} sources")
+        plan = self.plan(v.detach())
+        out = self.backend.run(plan, v, src)
+        return out[0] if single else out
+
+
+def simulate(velocity: np.ndarray | torch.Tensor, source_xz_m, preset: str | Preset = "quick",
+             backend: str | Backend = "torch", device: str | None = None,
+             **overrides) -> np.ndarray:
+    """One wavefield ``(nt, nz, nx)`` float32 (a convenience over :class:`AcousticSolver`).
+
+    ``overrides`` replace preset fields (``f_peak_hz``, ``dt_out_s``, ``nt_out``,
+    ``spacing_m``, ``decimation``). The model's grid is the preset's with the model's shape.
+    """
+    from .presets import get_preset
+
+    v = np.asarray(velocity, dtype=np.float32) if not torch.is_tensor(velocity) else velocity
+    p = get_preset(preset, **overrides)
+    if tuple(v.shape) != p.grid.shape:
+        if v.ndim != 2:
+            raise SeisfnoError(f"velocity must be 2-D (nz, nx), got shape {tuple(v.shape)}")
+        p = p.replace(grid=Grid(v.shape[0], v.shape[1], p.grid.dz_m, p.grid.dx_m)) \
+            if "spacing_m" in overrides else p.replace(
+                grid=Grid.from_extent(v.shape[0], v.shape[1], p.grid.depth_m, p.grid.width_m))
+    solver = AcousticSolver(p.grid, p.f_peak_hz, p.dt_out_s, p.nt_out,
+                            decimation=p.decimation, backend=backend, device=device)
+    with torch.no_grad():
+        return solver(v, source_xz_m).cpu().numpy().astype(np.float32)
