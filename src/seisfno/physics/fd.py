@@ -63,14 +63,18 @@ def _stepper(compile: bool) -> Callable:
 
 def damping_profile(plan: Plan, device=None, dtype=torch.float32
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(1 - sigma dt, 1 / (1 + sigma dt))`` on the padded grid, sigma quadratic in the layer."""
+    """``(1 - sigma dt, 1 / (1 + sigma dt))`` on the padded grid.
+
+    ``sigma = sigma_max (d / L)^p`` in the layer (``d`` the depth into it, ``L`` its thickness,
+    ``p = plan.sigma_power``), summed over the two axes in the corners.
+    """
     nz, nx = plan.padded_shape
     width = plan.pad - HALO
 
     def axis(n: int) -> np.ndarray:
         i = np.arange(n, dtype=np.float64)
         d = np.maximum(np.maximum(plan.pad - i, i - (n - 1 - plan.pad)), 0.0) / width
-        return plan.sigma_max * np.minimum(d, 1.0) ** 2
+        return plan.sigma_max * np.minimum(d, 1.0) ** plan.sigma_power
 
     sigma = axis(nz)[:, None] + axis(nx)[None, :]
     prev = torch.as_tensor(1.0 - sigma * plan.dt_s, dtype=dtype, device=device)

@@ -17,6 +17,9 @@ frequency content and the velocity range:
   analytic solution on the ``paper`` setup (receivers 1.5-4 km, 4 s, reflections in reach):
   1.5 wavelengths at strength 13.8 left 5.4 % relative L2, 3 at 8 left 1.6 %, 4 at 10 left
   0.85 % (the default). A wide, gentle layer costs cells but no code; a PML would be thinner.
+  On the ``quick`` setup run to 6.4 s (reflections in reach; 0.63 % with the default), a layer one
+  wavelength thick left 7.8-14.6 % for profile powers 2-3 and strengths 6-16, and adding the
+  1-D-PML ``sigma^2 u`` term made it worse (9.8-17.9 %): a thin layer needs a real PML.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ class Plan:
     decimation : {"point", "lowpass"}
     sigma_max : float
         Peak damping (1/s) of the absorbing layer.
+    sigma_power : float
+        Exponent of the damping profile ``sigma_max (d / L)^p`` across the layer.
     """
 
     grid: Grid
@@ -71,6 +76,7 @@ class Plan:
     v_max_mps: float
     decimation: str
     sigma_max: float
+    sigma_power: float = 2.0
 
     @property
     def fine(self) -> Grid:
@@ -109,6 +115,7 @@ class Plan:
             "fine_dz_m": self.fine.dz_m, "fine_dx_m": self.fine.dx_m,
             "padded_shape": list(self.padded_shape), "v_min_mps": self.v_min_mps,
             "v_max_mps": self.v_max_mps, "sigma_max_per_s": self.sigma_max,
+            "sigma_power": self.sigma_power,
             "decimation": self.decimation, "time_order": 4, "space_order": 8,
         }
 
@@ -117,6 +124,7 @@ def make_plan(grid: Grid, f_peak_hz: float, dt_out_s: float, nt_out: int, v_min_
               v_max_mps: float, *, decimation: str = "point", points_per_wavelength: float = 4.5,
               fmax_factor: float = 2.5, courant: float = 0.6, sponge_wavelengths: float = 4.0,
               min_sponge_cells: int = 20, sponge_strength: float = 10.0,
+              sponge_power: float = 2.0,
               refine: int | None = None) -> Plan:
     """Choose the internal grid, time step and absorbing layer (see the module docstring)."""
     if not (math.isfinite(f_peak_hz) and f_peak_hz > 0):
@@ -148,4 +156,4 @@ def make_plan(grid: Grid, f_peak_hz: float, dt_out_s: float, nt_out: int, v_min_
     sigma_max = sponge_strength * v_max_mps / damp_len_m
     return Plan(grid=grid, refine=refine, pad=pad, dt_s=dt, steps_per_output=steps,
                 nt_out=nt_out, f_peak_hz=f_peak_hz, v_min_mps=v_min_mps, v_max_mps=v_max_mps,
-                decimation=decimation, sigma_max=sigma_max)
+                decimation=decimation, sigma_max=sigma_max, sigma_power=sponge_power)

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import functools
+import shutil
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -42,7 +44,11 @@ class TorchBackend:
     device : str or torch.device, optional
         Default: the device of the velocity tensor.
     compile : bool, optional
-        ``torch.compile`` the time step (default: on CUDA only).
+        ``torch.compile`` the time step. Default: on CUDA; on CPU for runs without a gradient
+        whose work (cells x steps x batch) is at least ``compile_min_cell_updates`` when a C
+        compiler is on the PATH (inductor: measured 3.9x faster than eager on one core for the
+        paper preset, after a one-off ~20 s compile per process and shape). The eager step is
+        the oracle it is tested against.
     checkpoint : bool, optional
         Trade compute for memory in gradients (default: whenever a gradient is needed).
     """
@@ -50,7 +56,16 @@ class TorchBackend:
     device: str | torch.device | None = None
     compile: bool | None = None
     checkpoint: bool | None = None
+    compile_min_cell_updates: float = 2e8
     name: str = field(default="torch", init=False)
+
+    def _use_compile(self, dev: torch.device, work: float, needs_grad: bool) -> bool:
+        if self.compile is not None:
+            return self.compile
+        if dev.type == "cuda":
+            return True
+        return (dev.type == "cpu" and not needs_grad and work >= self.compile_min_cell_updates
+                and _have_c_compiler())
 
     def run(self, plan: Plan, velocity: torch.Tensor, sources_xz_m: np.ndarray) -> torch.Tensor:
         dev = torch.device(self.device) if self.device is not None else velocity.device
@@ -61,7 +76,9 @@ class TorchBackend:
         t = torch.arange(plan.n_steps, dtype=torch.float64) * plan.dt_s
         wav = ricker(t, plan.f_peak_hz).to(dev, dtype)
         wav_tt = ricker_second_derivative(t, plan.f_peak_hz).to(dev, dtype)
-        compile_ = dev.type == "cuda" if self.compile is None else self.compile
+        needs_grad = torch.is_grad_enabled() and velocity.requires_grad
+        work = float(plan.cell_updates) * max(velocity.shape[0], len(sources_xz_m))
+        compile_ = self._use_compile(dev, work, needs_grad)
         mat = fd.lowpass_matrix(plan)
         steps = np.flatnonzero(mat.any(axis=0))
         rec = fd.propagate(plan, v2, src, wav, wav_tt, record_steps=steps,
@@ -70,6 +87,11 @@ class TorchBackend:
             return rec
         weights = torch.as_tensor(mat[:, steps], dtype=dtype, device=dev)
         return torch.einsum("kn,bnzx->bkzx", weights, rec)
+
+
+@functools.lru_cache(maxsize=1)
+def _have_c_compiler() -> bool:
+    return any(shutil.which(c) for c in ("gcc", "cc", "clang"))
 
 
 def get_backend(backend: str | Backend, device: str | torch.device | None = None) -> Backend:

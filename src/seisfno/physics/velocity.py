@@ -178,7 +178,8 @@ def load_velocity(path: str | Path, key: str | None = None) -> np.ndarray:
             except ImportError as e:  # pragma: no cover - optional dependency
                 raise SeisfnoError("reading SEG-Y needs segyio: pip install segyio") from e
             with segyio.open(str(path), ignore_geometry=True) as f:
-                v = np.stack([np.asarray(t) for t in f.trace], axis=1)
+                # segyio's trace iterator reuses one buffer: read all traces at once.
+                v = np.array(f.trace.raw[:], copy=True).reshape(f.tracecount, -1).T
         else:
             raise SeisfnoError(f"{path}: unknown velocity format {suffix!r} (use .npy, .npz, .sgy)")
     except SeisfnoError:

@@ -1,0 +1,188 @@
+"""The torch finite-difference solver against the analytic 2-D Green's function and itself."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from seisfno._errors import SeisfnoError
+from seisfno.physics import (
+    AcousticSolver,
+    Grid,
+    TorchBackend,
+    fd,
+    get_preset,
+    homogeneous,
+    make_plan,
+    sample_rng,
+    von_karman,
+)
+from seisfno.physics.analytic import green2d_ricker
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _ring(grid: Grid, src, r_min=1500.0, r_max=4000.0):
+    x, z = np.meshgrid(grid.x_m, grid.z_m)
+    r = np.hypot(x - src[0], z - src[1])
+    return r, (r >= r_min) & (r <= r_max)
+
+
+def _analytic(solver: AcousticSolver, plan, r, v=3000.0):
+    """Analytic field at distances ``r`` sampled like the solver's output (point or lowpass)."""
+    if plan.decimation == "point":
+        return green2d_ricker(r, np.arange(plan.nt_out) * plan.dt_out_s, v, plan.f_peak_hz)
+    tf = np.arange(plan.n_steps) * plan.dt_s
+    return fd.lowpass_matrix(plan) @ green2d_ricker(r, tf, v, plan.f_peak_hz)
+
+
+def _rel(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def test_analytic_with_boundary_reflections_in_reach():
+    """Quick preset run to 6.4 s: every wave has met the absorbing layer; no lag or scale fitted."""
+    p = get_preset("quick", nt_out=80)
+    solver = AcousticSolver.from_preset(p)
+    src = (5000.0, 5000.0)
+    v = homogeneous(p.grid, 3000.0)
+    with torch.no_grad():
+        u = solver(v, src).double().numpy()
+    r, ring = _ring(p.grid, src)
+    ref = _analytic(solver, solver.plan(v), r[ring])
+    assert _rel(u[:, ring], ref) <= 0.01  # measured 0.63 %
+    scale = float((u[:, ring] * ref).sum() / (ref * ref).sum())
+    assert abs(scale - 1.0) < 0.005
+
+
+def test_absorbing_boundary_energy_decay():
+    """Energy ``sum(u^2 + (dt_out u_t)^2)`` over the output nodes (u_t by central differences of the
+    output samples) falls below 1e-3 of its peak once the waves have left the domain."""
+    p = get_preset("quick", nt_out=110)
+    solver = AcousticSolver.from_preset(p)
+    with torch.no_grad():
+        u = solver(homogeneous(p.grid), (5000.0, 5000.0)).double().numpy()
+    ut = np.gradient(u, axis=0)
+    energy = (u**2 + ut**2).sum(axis=(1, 2))
+    assert np.argmax(energy) < 50
+    assert energy[-10:].max() < 1e-3 * energy.max()  # measured 7e-6
+
+
+def test_convergence_under_refinement():
+    """Refining the internal grid (and step, at fixed Courant) reduces the error at >= 4th order."""
+    g = Grid.from_extent(96, 96, 15000.0, 15000.0)
+    src = (g.x_m[48], g.z_m[48])  # on a node at every refinement
+    r, ring = _ring(g, src)
+    ref = green2d_ricker(r[ring], np.arange(80) * 0.04, 3000.0, 2.5)  # no reflections by 3.2 s
+    h, errs = [], []
+    for refine in (1, 2, 3):
+        solver = AcousticSolver(g, 2.5, 0.04, 80, refine=refine, courant=0.25,
+                                min_sponge_cells=10, sponge_wavelengths=1.5)
+        with torch.no_grad():
+            u = solver(homogeneous(g), src).double().numpy()
+        h.append(g.dx_m / refine)
+        errs.append(_rel(u[:, ring], ref))
+    assert errs[0] > errs[1] > errs[2]
+    slope = np.polyfit(np.log(h), np.log(errs), 1)[0]
+    assert slope > 4.0, (errs, slope)  # measured errors 1.4e-2, 9e-5, ...
+
+
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_gradcheck_velocity(checkpoint):
+    g = Grid.from_extent(5, 5, 800.0, 800.0)
+    solver = AcousticSolver(g, 6.0, 0.02, 6, velocity_range_mps=(1500.0, 2500.0),
+                            backend=TorchBackend(checkpoint=checkpoint), min_sponge_cells=4,
+                            sponge_wavelengths=0.5, refine=1)
+    plan = solver.plan_for(1500.0, 2500.0)
+    assert plan.refine == 1 and plan.n_steps >= 4
+    gen = torch.Generator().manual_seed(0)
+    v = (2000.0 + 100.0 * torch.randn(5, 5, generator=gen, dtype=torch.float64)).requires_grad_()
+
+    def f(vel):
+        return solver(vel, (400.0, 300.0))[-3:]
+
+    assert torch.autograd.gradcheck(f, (v,), eps=1e-3, atol=1e-9, rtol=1e-3)
+
+
+@pytest.mark.parametrize("src", [
+    (5000.0, 5000.0),          # on a node
+    (5037.0, 4911.0),          # between nodes
+    (60.0, 9950.0),            # a few internal cells from two edges
+    (0.0, 3000.0),             # on the edge
+])
+def test_sources_anywhere(src):
+    p = get_preset("quick", nt_out=30)  # 2.4 s
+    solver = AcousticSolver.from_preset(p)
+    with torch.no_grad():
+        u = solver(homogeneous(p.grid), src).double().numpy()
+    r, ring = _ring(p.grid, src, 1500.0, 3000.0)
+    ref = _analytic(solver, solver.plan(homogeneous(p.grid)), r[ring])
+    assert _rel(u[:, ring], ref) < 0.01
+
+
+def test_decimation_in_metadata_and_consistent():
+    p = get_preset("quick", nt_out=20)
+    v = von_karman(p.grid, sample_rng(0, 1), clip_mps=p.velocity.clip_mps)
+    out = {}
+    for dec in ("point", "lowpass"):
+        solver = AcousticSolver.from_preset(p, decimation=dec)
+        assert solver.plan(v).to_dict()["decimation"] == dec
+        with torch.no_grad():
+            out[dec] = solver(v, (3000.0, 4000.0)).numpy()
+    # 2 Hz is well inside the band: the anti-alias filter changes little
+    assert _rel(out["lowpass"], out["point"]) < 0.05
+    assert get_preset("paper").decimation == "point"
+
+
+@pytest.mark.slow
+def test_compiled_matches_eager():
+    """The eager step is the oracle for the torch.compile'd one."""
+    p = get_preset("quick", nt_out=10)
+    v = torch.as_tensor(von_karman(p.grid, sample_rng(0, 2), clip_mps=p.velocity.clip_mps))
+    res = {}
+    for c in (False, True):
+        solver = AcousticSolver.from_preset(p, backend=TorchBackend(compile=c))
+        with torch.no_grad():
+            res[c] = solver(v, (4000.0, 5000.0)).numpy()
+    assert _rel(res[True], res[False]) < 1e-5
+
+
+def _solver():
+    return AcousticSolver.from_preset(get_preset("quick", nt_out=3))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, 0.0, -3000.0])
+def test_bad_velocity_values(bad):
+    v = homogeneous(get_preset("quick").grid)
+    v[3, 4] = bad
+    with pytest.raises(SeisfnoError):
+        _solver()(v, (5000.0, 5000.0))
+
+
+def test_bad_shapes_and_sources():
+    s = _solver()
+    with pytest.raises(SeisfnoError):
+        s(np.full((32, 64), 3000.0, np.float32), (5000.0, 5000.0))
+    v = homogeneous(get_preset("quick").grid)
+    for src in [(-10.0, 5000.0), (5000.0, 10_050.0), (1.0, 2.0, 3.0), (math.nan, 1.0)]:
+        with pytest.raises(SeisfnoError):
+            s(v, src)
+    with pytest.raises(SeisfnoError):
+        s(np.stack([v, v, v]), np.zeros((2, 2)) + 100.0)
+
+
+def test_frequency_too_high():
+    with pytest.raises(SeisfnoError):
+        AcousticSolver(get_preset("paper").grid, 200.0, 0.04, 10,
+                       velocity_range_mps=(2400.0, 3600.0))
+    with pytest.raises(SeisfnoError):
+        make_plan(get_preset("paper").grid, -1.0, 0.04, 10, 2400.0, 3600.0)
