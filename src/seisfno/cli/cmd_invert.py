@@ -1,1 +1,185 @@
-"""(not yet implemented)"""
+"""``seisfno invert``: full-waveform inversion with the solver, an operator, or both."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from .._errors import SeisfnoError
+from ._app import app
+from ._common import emit_json, set_threads
+
+
+def _load_observed(path: Path):
+    """``wavefield (S, nt, nz, nx)``, ``source_xz_m (S, 2)`` and the optional preset dict."""
+    from ..physics import Preset
+
+    if not path.is_file():
+        raise SeisfnoError(f"observations file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = set(z.keys())
+            missing = {"wavefield", "source_xz_m"} - names
+            if missing:
+                raise SeisfnoError(f"{path}: missing array(s) {sorted(missing)}; an observations "
+                                   f"file holds wavefield (S, nt, nz, nx) and source_xz_m (S, 2)")
+            wf = np.asarray(z["wavefield"], dtype=np.float32)
+            src = np.asarray(z["source_xz_m"], dtype=np.float64)
+            preset = None
+            if "preset" in names:
+                preset = Preset.from_dict(json.loads(str(z["preset"])))
+    except SeisfnoError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any reader failure is a bad file for the user
+        raise SeisfnoError(f"cannot read observations {path}: {e}") from e
+    if wf.ndim != 4 or src.ndim != 2 or src.shape[1] != 2 or wf.shape[0] != src.shape[0]:
+        raise SeisfnoError(f"{path}: wavefield must be (S, nt, nz, nx) and source_xz_m (S, 2) with "
+                           f"the same S, got {wf.shape} and {src.shape}")
+    return wf, src, preset
+
+
+def _write_curves(path: Path, res) -> None:
+    misfit, times = res.misfit, res.time_s
+    phase = getattr(res, "phase", None)
+    loss = None
+    if phase is None:
+        loss = res.loss
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "time_s", "model_misfit", "data_loss", "phase"])
+        for k in range(len(times)):
+            w.writerow([k, f"{times[k]:.6f}",
+                        "" if misfit is None or k >= len(misfit) else f"{misfit[k]:.6g}",
+                        "" if loss is None or k >= len(loss) else f"{loss[k]:.6g}",
+                        "start" if k == 0 else (phase[k] if phase is not None else "single")])
+
+
+@app.command()
+def invert(
+    out: Path = typer.Option(..., help="Output directory."),
+    true: Path = typer.Option(None, help="True velocity model (m/s), .npy/.npz/.sgy, (nz, nx)."),
+    true_model: str = typer.Option(None, help="Benchmark true model: von-karman, square, blocky."),
+    observed: Path = typer.Option(None, help="Observations .npz: wavefield (S, nt, nz, nx), "
+                                  "source_xz_m (S, 2), optional preset (JSON)."),
+    forward: str = typer.Option("fd", help="fd, fd:deepwave, fno:NAME or fno:RUN_DIR."),
+    preset: str = typer.Option(None, help="Preset (default quick; an operator's own)."),
+    sources: int = typer.Option(20, help="Number of sources (the paper's 5 x 4 layout for 20)."),
+    iterations: int = typer.Option(1000, help="Adam iterations (total, both hybrid phases)."),
+    lr: float = typer.Option(0.01, help="Adam learning rate in km/s (0.01 = ~10 m/s per step)."),
+    hybrid_switch: int = typer.Option(None, help="Hybrid: operator iterations before switching "
+                                      "to the solver for the rest."),
+    receivers: str = typer.Option("all", help="all, surface or every:K."),
+    noise_snr: float = typer.Option(None, "--noise-snr", help="White noise SNR in dB."),
+    noise_seed: int = typer.Option(0, help="Seed of the noise."),
+    smooth_grad: float = typer.Option(0.0, help="Gaussian gradient smoothing, sigma in m."),
+    laplacian: float = typer.Option(0.0, help="Laplacian regularization weight."),
+    vmin: float = typer.Option(None, help="Lower velocity bound, m/s."),
+    vmax: float = typer.Option(None, help="Upper velocity bound, m/s."),
+    batch_sources: int = typer.Option(None, help="Sources per forward call (bounds memory)."),
+    device: str = typer.Option(None, help="cpu, cuda, ... (default cpu)."),
+    threads: int = typer.Option(None, help="CPU threads."),
+    log_every: int = typer.Option(0, help="Print progress to stderr every N iterations."),
+) -> None:
+    """Full-waveform inversion (the paper's protocol by default), results in OUT."""
+    from ..inversion import (
+        SolverForward,
+        benchmark_model,
+        check_same_setup,
+        default_sources,
+        hybrid,
+        make_forward,
+    )
+    from ..inversion import (
+        invert as run_invert,
+    )
+    from ..inversion.plots import plot_curves, plot_models
+    from ..physics import load_velocity
+
+    set_threads(threads)
+    if sum(x is not None for x in (true, true_model)) > 1:
+        raise SeisfnoError("give one true model: --true or --true-model")
+    if true is None and true_model is None and observed is None:
+        raise SeisfnoError("give --true V.npy, --true-model NAME or --observed OBS.npz")
+    if sources < 1:
+        raise SeisfnoError(f"--sources must be at least 1, got {sources}")
+    if iterations < 1:
+        raise SeisfnoError(f"--iterations must be at least 1, got {iterations}")
+    bounds = None
+    if vmin is not None or vmax is not None:
+        if vmin is None or vmax is None:
+            raise SeisfnoError("give both --vmin and --vmax")
+        bounds = (vmin, vmax)
+    is_fno = forward.startswith("fno")
+    if hybrid_switch is not None:
+        if not is_fno:
+            raise SeisfnoError("--hybrid-switch needs an operator: --forward fno:MODEL")
+        if not 0 <= hybrid_switch <= iterations:
+            raise SeisfnoError(f"--hybrid-switch must be in [0, {iterations}], got {hybrid_switch}")
+    fwd = make_forward(forward, preset if (preset or is_fno) else "quick", device=device,
+                       velocity_range_mps=bounds)
+    p = fwd.preset
+
+    obs = v_true = None
+    if observed is not None:
+        obs, src, obs_preset = _load_observed(observed)
+        if obs_preset is not None:
+            check_same_setup(obs_preset, p, what="observations")
+        want = (p.nt_out, *p.grid.shape)
+        if obs.shape[1:] != want:
+            raise SeisfnoError(f"observations are on a (nt, nz, nx) = {obs.shape[1:]} grid but the "
+                               f"model ({fwd.name}, preset {p.name}) is on {want}")
+    else:
+        src = default_sources(p.grid, sources)
+    if true is not None:
+        v_true = load_velocity(true)
+    elif true_model is not None:
+        v_true = benchmark_model(true_model, p)
+    if v_true is not None and v_true.shape != p.grid.shape:
+        raise SeisfnoError(f"the true model is {v_true.shape[0]} x {v_true.shape[1]} but the "
+                           f"preset {p.name!r} grid is {p.grid.nz} x {p.grid.nx} (nz x nx)")
+
+    def log(k, loss, misfit):
+        if log_every and (k + 1) % log_every == 0:
+            m = "" if misfit is None else f" misfit {misfit:.5f}"
+            print(f"iteration {k + 1}: loss {loss:.4g}{m}", file=sys.stderr, flush=True)
+
+    opts = dict(receivers=receivers, noise_snr_db=noise_snr, noise_seed=noise_seed,
+                laplacian_weight=laplacian, smooth_grad_m=smooth_grad, bounds_mps=bounds,
+                batch_sources=batch_sources, callback=log)
+    if hybrid_switch is not None:
+        solver = SolverForward(p, device=device, velocity_range_mps=bounds)
+        res = hybrid(fwd, solver, src, obs, v_true, operator_iterations=hybrid_switch,
+                     solver_iterations=iterations - hybrid_switch, lr=lr, **opts)
+        final, start = res.velocity, res.operator_phase.start_velocity
+        best = res.solver_phase.best_velocity
+        summary = res.summary()
+        curves = {"hybrid": {"misfit": res.misfit, "time_s": res.time_s,
+                             "loss": np.concatenate([res.operator_phase.loss,
+                                                     res.solver_phase.loss])}}
+    else:
+        res = run_invert(fwd, src, obs, v_true, iterations=iterations, lr=lr, **opts)
+        final, start, best = res.velocity, res.start_velocity, res.best_velocity
+        summary = res.summary()
+        curves = {fwd.name: {"misfit": res.misfit, "time_s": res.time_s, "loss": res.loss}}
+
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "inverted.npy", final)
+    np.save(out / "best.npy", best)
+    _write_curves(out / "curves.csv", res)
+    plot_models(p.grid, final, start, v_true, out / "inversion.png", title=summary["forward"],
+                sources_xz_m=src)
+    plot_curves(curves, out / "misfit.png")
+    summary.update({"preset": p.name, "n_sources": int(len(src)), "lr_kmps": lr,
+                    "receivers": receivers, "noise_snr_db": noise_snr, "out": str(out)})
+    record = dict(summary, curves={k: {n: (None if a is None else np.asarray(a).tolist())
+                                       for n, a in c.items()} for k, c in curves.items()})
+    (out / "result.json").write_text(json.dumps(record, indent=1))
+    emit_json(summary)
+    if summary["stopped_reason"] != "completed":
+        raise SeisfnoError(f"inversion stopped early: {summary['stopped_reason']}; results "
+                           f"written to {out}")

@@ -1,0 +1,131 @@
+"""Hybrid FWI: fast operator iterations first, then solver iterations from where they ended.
+
+The operator is cheap but approximate; the solver is exact but slow. :func:`hybrid` runs
+``operator_iterations`` Adam steps with the operator, then ``solver_iterations`` with the solver
+(a fresh Adam state) from the operator's final model, on the same observations (made once by the
+solver). Its result holds model misfit against cumulative wall time across both phases, so
+:meth:`HybridResult.time_to_misfit` tells whether it reaches a solver-only run's misfit sooner.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .._errors import SeisfnoError
+from .forward import ForwardModel, check_same_setup
+from .fwi import InversionResult, _device, _sync, check_sources, invert, observation_solver, observe
+
+
+@dataclass
+class HybridResult:
+    """Both phases of a hybrid inversion.
+
+    Attributes
+    ----------
+    operator_phase, solver_phase : InversionResult
+    misfit : ndarray or None, (n_op + n_fd + 1,)
+        Model misfit after each step of both phases (the switch point appears once).
+    time_s : ndarray, (n_op + n_fd + 1,)
+        Cumulative wall-clock seconds (observations excluded).
+    phase : ndarray of str, (n_op + n_fd + 1,)
+        ``operator`` or ``solver`` for the step that produced each point (``start`` for 0).
+    """
+
+    operator_phase: InversionResult
+    solver_phase: InversionResult
+    misfit: np.ndarray | None
+    time_s: np.ndarray
+    phase: np.ndarray
+
+    @property
+    def velocity(self) -> np.ndarray:
+        return self.solver_phase.velocity
+
+    @property
+    def model_misfit(self) -> float | None:
+        return self.solver_phase.model_misfit
+
+    @property
+    def start_misfit(self) -> float | None:
+        return self.operator_phase.start_misfit
+
+    @property
+    def iterations(self) -> int:
+        return self.operator_phase.iterations + self.solver_phase.iterations
+
+    def time_to_misfit(self, target: float) -> float | None:
+        """First cumulative time (s) at which the misfit is at most ``target`` (``None``: never)."""
+        if self.misfit is None:
+            return None
+        hit = np.flatnonzero(self.misfit <= target)
+        return float(self.time_s[hit[0]]) if hit.size else None
+
+    def summary(self) -> dict:
+        op, fd = self.operator_phase, self.solver_phase
+        return {
+            "forward": f"hybrid({op.forward} -> {fd.forward})",
+            "model_misfit": self.model_misfit, "start_misfit": self.start_misfit,
+            "switch_misfit": op.model_misfit, "iterations": self.iterations,
+            "operator_iterations": op.iterations, "solver_iterations": fd.iterations,
+            "seconds_per_iteration": float((self.time_s[-1] - self.time_s[0])
+                                           / max(1, self.iterations)),
+            "operator_seconds_per_iteration": op.seconds_per_iteration,
+            "solver_seconds_per_iteration": fd.seconds_per_iteration,
+            "total_s": float(self.time_s[-1] - self.time_s[0]),
+            "data_loss": fd.summary()["data_loss"], "data_misfit": fd.data_misfit,
+            "stopped_reason": (op.stopped_reason if op.stopped_reason != "completed"
+                               else fd.stopped_reason),
+            "observations": op.observations, "observation_s": op.observation_s,
+        }
+
+
+def hybrid(operator: ForwardModel, solver: ForwardModel, sources: np.ndarray | None = None,
+           observed: np.ndarray | torch.Tensor | None = None,
+           true_velocity: np.ndarray | torch.Tensor | None = None, *,
+           operator_iterations: int = 100, solver_iterations: int = 100,
+           lr: float = 0.01, solver_lr: float | None = None, batch_sources: int | None = None,
+           obs_solver=None, **options) -> HybridResult:
+    """Operator FWI for ``operator_iterations`` steps, then solver FWI for ``solver_iterations``.
+
+    Parameters are those of :func:`~.fwi.invert` (``start``, ``receivers``, noise,
+    regularization, bounds, ...), applied to both phases. ``lr`` (km/s) is the operator phase's
+    learning rate, ``solver_lr`` the solver phase's (default: ``lr``). The observations are made
+    once, by the finite-difference solver, and shared.
+    """
+    check_same_setup(operator.preset, solver.preset)
+    if operator_iterations < 0 or solver_iterations < 0:
+        raise SeisfnoError("iteration counts must be >= 0")
+    src = check_sources(sources, solver.preset)
+    obs_s = 0.0
+    who = "given"
+    if observed is None:
+        if true_velocity is None:
+            raise SeisfnoError("FWI needs observations or a true model to simulate them")
+        dev = _device(solver)
+        t0 = time.perf_counter()
+        obs_solver = obs_solver or observation_solver(solver.preset, true_velocity, device=dev)
+        observed = observe(true_velocity, src, solver.preset, solver=obs_solver, device=dev,
+                           batch_sources=batch_sources)
+        _sync(dev)
+        obs_s = time.perf_counter() - t0
+        plan = obs_solver.plan(torch.as_tensor(true_velocity))
+        who = (f"solver:{obs_solver.backend.name} refine={plan.refine} "
+               f"range=[{plan.v_min_mps:.0f},{plan.v_max_mps:.0f}]")
+    start = options.pop("start", None)
+    r1 = invert(operator, src, observed, true_velocity, start=start,
+                iterations=operator_iterations, lr=lr, batch_sources=batch_sources, **options)
+    r2 = invert(solver, src, observed, true_velocity, start=r1.velocity,
+                iterations=solver_iterations, lr=solver_lr or lr, batch_sources=batch_sources,
+                time_offset_s=float(r1.time_s[-1]), **options)
+    r1.observations = r2.observations = who
+    r1.observation_s = obs_s
+    misfit = None
+    if r1.misfit is not None:
+        misfit = np.concatenate([r1.misfit[: r1.iterations + 1], r2.misfit[1:]])
+    times = np.concatenate([r1.time_s[: r1.iterations + 1], r2.time_s[1:]])
+    phase = np.array(["start"] + ["operator"] * r1.iterations + ["solver"] * r2.iterations)
+    return HybridResult(r1, r2, misfit, times, phase)
