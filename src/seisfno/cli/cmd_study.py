@@ -1,1 +1,81 @@
-"""(not yet implemented)"""
+"""``seisfno study``: the paper's generalization studies (data size, square anomaly, 128 x 128)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .._errors import SeisfnoError
+from ._app import app
+from ._common import emit_json, set_threads
+
+study_app = typer.Typer(help="Generalization studies; each writes a figure and a JSON file.",
+                        no_args_is_help=True)
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("datasize")
+def datasize(
+    data: Path = typer.Option(..., help="Dataset store (seisfno generate)."),
+    out: Path = typer.Option(..., help="Output directory (one run per size; resumable)."),
+    sizes: str = typer.Option("1200,2400,3600,4800", help="Training-set sizes, comma-separated."),
+    epochs: int = typer.Option(None, help="Epochs per model."),
+    time_budget: float = typer.Option(None, help="Minutes per model."),
+    n_val: int = typer.Option(200, help="Validation samples (the last of the store)."),
+    device: str = typer.Option(None, help="cpu, cuda, ..."),
+    threads: int = typer.Option(None, help="CPU threads."),
+) -> None:
+    """Training and validation error against training-set size (the paper's Fig. 3)."""
+    from ..data import open_store
+    from ..operator.studies import datasize_study
+
+    set_threads(threads)
+    try:
+        size_list = [int(x) for x in sizes.split(",") if x.strip()]
+    except ValueError:
+        raise SeisfnoError(f"--sizes must be integers separated by commas, got {sizes!r}") from None
+    store = open_store(data)
+    n = store.n_samples
+    if max(size_list) > n - n_val:
+        raise SeisfnoError(f"the largest size {max(size_list)} needs {max(size_list) + n_val} "
+                           f"samples; {data} has {n}")
+    v, s, u = store.load(None)
+    kw = {k: val for k, val in (("epochs", epochs), ("time_budget_min", time_budget)) if val}
+    emit_json(datasize_study(v, s, u, store.preset, size_list, out, n_val=n_val,
+                             train_kwargs=kw, device=device))
+
+
+@study_app.command("square")
+def square(
+    model: str = typer.Option(..., help="Run directory or pretrained name."),
+    out: Path = typer.Option(..., help="Output directory."),
+    device: str = typer.Option(None, help="cpu, cuda, ..."),
+    threads: int = typer.Option(None, help="CPU threads."),
+) -> None:
+    """Operator vs solver on the 5 % square anomaly (the paper's Fig. 4a-c)."""
+    from ..operator import load_model
+    from ..operator.studies import square_anomaly_study
+
+    set_threads(threads)
+    emit_json(square_anomaly_study(load_model(model, device), out, device=device))
+
+
+@study_app.command("superres")
+def superres(
+    model: str = typer.Option(..., help="Run directory or pretrained name."),
+    out: Path = typer.Option(..., help="Output directory."),
+    nodes: int = typer.Option(128, help="Nodes per side of the finer grid."),
+    samples: int = typer.Option(16, help="Held-out samples."),
+    device: str = typer.Option(None, help="cpu, cuda, ..."),
+    threads: int = typer.Option(None, help="CPU threads."),
+) -> None:
+    """A model evaluated on a finer grid of its domain (the paper's Fig. 4d-f)."""
+    from ..operator import load_model
+    from ..operator.studies import superres_study
+
+    set_threads(threads)
+    if nodes < 8:
+        raise SeisfnoError(f"--nodes must be at least 8, got {nodes}")
+    emit_json(superres_study(load_model(model, device), out, nodes=nodes, n_samples=samples,
+                             device=device))

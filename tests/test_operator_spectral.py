@@ -1,0 +1,69 @@
+"""Spectral layers: exact low-pass on even and odd grids, resolution invariance, model shapes."""
+
+import math
+
+import pytest
+import torch
+
+from seisfno import SeisfnoError
+from seisfno.operator import FNO2d, FNO3d, SpectralConv2d, SpectralConv3d, lowpass
+
+torch.set_num_threads(1)
+
+
+def _identity2d(layer):
+    with torch.no_grad():
+        layer.weight.zero_()
+        for c in range(layer.in_channels):
+            layer.weight[c, c] = 1.0
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (17, 15), (15, 20), (9, 9)])
+def test_identity_weights_are_exact_lowpass_2d(shape):
+    torch.manual_seed(0)
+    layer = SpectralConv2d(3, 3, 4, 4)
+    _identity2d(layer)
+    x = torch.randn(2, 3, *shape, dtype=torch.float64)
+    with torch.no_grad():
+        y = layer(x.float())
+    torch.testing.assert_close(y.double(), lowpass(x, 4), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("shape", [(10, 10, 8), (11, 9, 7)])
+def test_identity_weights_are_exact_lowpass_3d(shape):
+    layer = SpectralConv3d(2, 2, 3, 3, 3)
+    with torch.no_grad():
+        layer.weight.zero_()
+        for c in range(2):
+            layer.weight[c, c] = 1.0
+    x = torch.randn(1, 2, *shape, dtype=torch.float64)
+    with torch.no_grad():
+        y = layer(x.float())
+    torch.testing.assert_close(y.double(), lowpass(x, 3, ndim=3), atol=1e-5, rtol=0)
+
+
+def _bandlimited(n):
+    t = torch.arange(n, dtype=torch.float64) * 2 * math.pi / n
+    z, x = torch.meshgrid(t, t, indexing="ij")
+    return (torch.sin(3 * x + 2 * z) + torch.cos(5 * z) + 0.5 * torch.sin(x - 4 * z))[None, None]
+
+
+def test_resolution_invariance():
+    torch.manual_seed(1)
+    layer = SpectralConv2d(1, 2, 6, 6).double()
+    with torch.no_grad():
+        y64, y128 = layer(_bandlimited(64)), layer(_bandlimited(128))
+    torch.testing.assert_close(y128[..., ::2, ::2], y64, atol=1e-10, rtol=0)
+
+
+def test_too_small_grid_is_an_error():
+    layer = SpectralConv2d(1, 1, 8, 8)
+    with pytest.raises(SeisfnoError, match="too small"):
+        layer(torch.zeros(1, 1, 10, 20))
+
+
+def test_model_shapes():
+    x = torch.randn(2, 4, 17, 15)
+    assert FNO2d(nt_out=6, width=8, modes=4, n_layers=2)(x).shape == (2, 6, 17, 15)
+    net3 = FNO3d(nt_out=6, width=4, modes=3, n_layers=2, projection=8)
+    assert net3(x).shape == (2, 6, 17, 15)

@@ -1,0 +1,99 @@
+"""Training: the loss falls, interrupted runs resume to the same weights, DDP on 2 CPU processes."""
+
+import importlib
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from seisfno.operator import fit, load_model, synthetic_dataset
+from seisfno.operator.checkpoint import load_tensors
+from seisfno.physics import get_preset
+
+torch.set_num_threads(1)
+PRESET = get_preset("quick").replace(n=17, nt_out=6)
+ARGS = {"width": 12, "modes": 5, "n_layers": 2, "projection": 16}
+
+
+def _data(n=64):
+    return synthetic_dataset(PRESET, n, seed=0)
+
+
+def _fit(out, epochs, **kw):
+    v, s, u = _data()
+    return fit(v, s, u, PRESET, out, arch="fno2d", arch_args=ARGS, epochs=epochs, n_val=8,
+               batch_size=8, lr=1e-2, device="cpu", progress=False, **kw)
+
+
+def test_loss_decreases_and_card(tmp_path):
+    r = _fit(tmp_path / "run", 10)
+    hist = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in hist] == list(range(1, 11))
+    assert set(hist[0]) == {"epoch", "train_rel_l2", "val_rel_l2", "lr", "seconds"}
+    assert hist[-1]["train_rel_l2"] < 0.9 * hist[0]["train_rel_l2"]
+    assert hist[-1]["val_rel_l2"] < hist[0]["val_rel_l2"]
+    m = load_model(tmp_path / "run")
+    assert m.card["metrics"]["val_rel_l2"] == pytest.approx(r.val_rel_l2)
+    assert m.card["training"]["n_train"] == 56 and m.preset == PRESET
+    v, s, _ = _data()
+    assert m.predict(v[:2], s[:2]).shape == (2, 6, 17, 17)
+
+
+def test_resume_gives_same_weights(tmp_path, monkeypatch):
+    tr = importlib.import_module("seisfno.operator.train")  # the module, not the function
+
+    _fit(tmp_path / "full", 4)
+    save = tr._save_state
+
+    def save_then_die(ckpt, net, opt, counters):
+        save(ckpt, net, opt, counters)
+        if counters["epoch"] == 2:
+            raise KeyboardInterrupt  # killed right after epoch 2's checkpoint
+
+    monkeypatch.setattr(tr, "_save_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(tmp_path / "cut", 4)
+    monkeypatch.setattr(tr, "_save_state", save)
+    assert not (tmp_path / "cut" / "model.json").exists()
+    r = _fit(tmp_path / "cut", 4)
+    assert r.epochs_run == 4 and len(r.history) == 2
+    a = load_tensors(tmp_path / "full" / "model.safetensors")
+    b = load_tensors(tmp_path / "cut" / "model.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3, 4]
+    again = _fit(tmp_path / "cut", 4)  # rerunning a finished run changes nothing
+    assert again.history == [] and again.val_rel_l2 == r.val_rel_l2
+
+
+def _ddp_worker(rank, world, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        v, s, u = _data(24)
+        r = fit(v, s, u, PRESET, out, arch="fno2d", arch_args=ARGS, epochs=2, n_val=4,
+                batch_size=8, device="cpu", progress=False)
+        with open(f"{out}/rank{rank}.json", "w") as f:
+            json.dump({"val": r.val_rel_l2, "hist": r.history}, f)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    res = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert res[0]["val"] == res[1]["val"] and np.isfinite(res[0]["val"])
+    m = load_model(tmp_path)
+    assert m.card["training"]["world_size"] == 2
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
