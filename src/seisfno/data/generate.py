@@ -92,6 +92,7 @@ class ShardJob:
     shard_size: int
     backend: str
     threads: int | None = None
+    device: str | None = None
 
 
 def compute_shard(shard: int, job: ShardJob) -> int:
@@ -113,7 +114,7 @@ def compute_shard(shard: int, job: ShardJob) -> int:
     drawn = [draw_sample(preset, job.seed, i) for i in range(start, stop)]
     v = np.stack([d[0] for d in drawn])
     src = np.stack([d[1] for d in drawn])
-    solver = AcousticSolver.from_preset(preset, backend=job.backend)
+    solver = AcousticSolver.from_preset(preset, backend=job.backend, device=job.device)
     with torch.no_grad():
         u = solver(torch.from_numpy(v), src).cpu().numpy().astype(np.float32, copy=False)
     root["velocity_mps"][start:stop] = v
@@ -159,7 +160,8 @@ def _check_int(value, name: str, low: int) -> int:
 
 def generate_dataset(out: str | Path, preset: str | Preset, n_samples: int, *, seed: int = 0,
                      backend: str = "torch", workers: int = 1, scheduler: str | None = None,
-                     shard_size: int | None = None, progress: bool = True) -> Path:
+                     shard_size: int | None = None, progress: bool = True,
+                     device: str | None = None) -> Path:
     """Generate (or resume) a dataset of random models, sources and their wavefields.
 
     Parameters
@@ -182,6 +184,9 @@ def generate_dataset(out: str | Path, preset: str | Preset, n_samples: int, *, s
         Samples per task, solver batch and chunk (default :func:`default_shard_size`).
     progress : bool
         Show a progress bar on stderr.
+    device : str, optional
+        Torch device of the solver (``cuda`` for a GPU; default CPU). The stored data do not
+        depend on it beyond floating-point rounding.
 
     Returns
     -------
@@ -207,7 +212,8 @@ def generate_dataset(out: str | Path, preset: str | Preset, n_samples: int, *, s
     done = read_done(zarr.open_group(zarr.storage.LocalStore(out), mode="r",
                                      use_consolidated=False))
     todo = [int(s) for s in np.flatnonzero(~done)]
-    job = ShardJob(str(out.resolve()), preset.to_dict(), seed, n_samples, shard_size, backend)
+    job = ShardJob(str(out.resolve()), preset.to_dict(), seed, n_samples, shard_size, backend,
+                   device=device)
     n_done = int(np.repeat(done, shard_size)[:n_samples].sum())
     bar = _progress_bar(n_samples, n_done, out.name, progress)
     try:

@@ -181,15 +181,22 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor],
-                 metadata: dict[str, str] | None = None) -> None:
-    """Atomically write tensors as safetensors (complex tensors as real views)."""
+                 metadata: dict[str, str] | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+    """Atomically write tensors as safetensors (complex tensors as real views).
+
+    ``dtype`` (e.g. ``torch.float16``) stores floating-point values at lower precision to halve
+    a shipped file; :func:`load_tensors` returns float32 again.
+    """
     from safetensors.torch import save
 
     flat = {}
     for k, t in tensors.items():
         t = t.detach().cpu()
-        flat[k + ("::complex" if t.is_complex() else "")] = (
-            torch.view_as_real(t) if t.is_complex() else t).contiguous()
+        r = torch.view_as_real(t) if t.is_complex() else t
+        if dtype is not None and r.is_floating_point():
+            r = r.to(dtype)
+        flat[k + ("::complex" if t.is_complex() else "")] = r.contiguous()
     _atomic_write(Path(path), save(flat, metadata=metadata))
 
 
@@ -206,6 +213,8 @@ def load_tensors(path: Path, device=None) -> dict[str, torch.Tensor]:
             f"cannot read weights {path}: corrupt or not safetensors ({e})") from None
     out = {}
     for k, t in flat.items():
+        if t.dtype in (torch.float16, torch.bfloat16):
+            t = t.float()
         if k.endswith("::complex"):
             out[k[:-9]] = torch.view_as_complex(t.contiguous())
         else:
@@ -223,10 +232,12 @@ def make_card(arch: str, arch_args: dict, norm: Normalization, preset: Preset, *
             "metrics": metrics or {}, "seisfno_version": __version__}
 
 
-def save_model(path: str | os.PathLike, net: nn.Module, card: dict) -> tuple[Path, Path]:
+def save_model(path: str | os.PathLike, net: nn.Module, card: dict,
+               dtype: torch.dtype | None = None) -> tuple[Path, Path]:
     """Write ``net``'s weights and ``card`` to ``path.safetensors`` and ``path.json``.
 
-    ``path`` is a stem or a directory (then ``dir/model.*``). Returns the two paths.
+    ``path`` is a stem or a directory (then ``dir/model.*``); ``dtype`` stores the weights at
+    that precision (``torch.float16`` for shipped models). Returns the two paths.
     """
     p = Path(path)
     if p.is_dir() or str(path).endswith(os.sep):
@@ -238,7 +249,7 @@ def save_model(path: str | os.PathLike, net: nn.Module, card: dict) -> tuple[Pat
     net = getattr(net, "_orig_mod", net)
     weights, cardp = p.with_suffix(".safetensors"), p.with_suffix(".json")
     save_tensors(weights, net.state_dict(), {"format": FORMAT,
-                                             "format_version": str(FORMAT_VERSION)})
+                                             "format_version": str(FORMAT_VERSION)}, dtype=dtype)
     _atomic_write(cardp, (json.dumps(card, indent=2, sort_keys=False) + "\n").encode())
     return weights, cardp
 
