@@ -317,13 +317,16 @@ def fit(velocity, sources_xz_m, wavefield, preset: Preset, out_dir: str | os.Pat
         counters["epoch"] = epoch + 1
         counters["seconds"] = time.perf_counter() - t_run
         if budget_s is not None and not counters.get("budget_fixed"):
-            # After one epoch we know its cost: fit the whole schedule into the budget.
+            # Fit the schedule into what is left of the budget at the latest epoch's cost. The
+            # first epoch includes compilation and warm-up, so the count is fixed after the
+            # second (the cosine schedule is stretched once, early, where it is flat).
             per_epoch = torch.tensor([time.perf_counter() - t0], device=dev)
             if world > 1:
                 dist.all_reduce(per_epoch, op=dist.ReduceOp.MAX)
-            fit_epochs = int(budget_s // max(float(per_epoch), 1e-6))
-            counters["epochs_total"] = max(1, min(cfg.epochs, fit_epochs))
-            counters["budget_fixed"] = True
+            left = budget_s - counters["seconds"]
+            more = int(max(left, 0.0) // max(float(per_epoch), 1e-6))
+            counters["epochs_total"] = max(epoch + 1, min(cfg.epochs, epoch + 1 + more))
+            counters["budget_fixed"] = epoch >= 1
         best = counters["best_val_rel_l2"]
         counters["best_val_rel_l2"] = val if best is None or val < best else best
         rec = {"epoch": epoch + 1, "train_rel_l2": train_err, "val_rel_l2": val,

@@ -3,10 +3,14 @@
 Equation: ``d2u/dt2 - v^2 lap(u) = s(t) delta(x - x_s)`` (constant density; ``delta`` in 1/m^2),
 with an 8th-order Laplacian, the 4th-order modified-equation time stepper
 
-    w       = v^2 lap(u^n) + f^n
-    u^{n+1} = 2 u^n - u^{n-1} + dt^2 w + dt^4 / 12 (v^2 lap(w) + f_tt^n)
+    w       = v^2 L(u^n) + f^n
+    u^{n+1} = 2 u^n - u^{n-1} + dt^2 w + m dt^4 / 12 (v^2 lap(w) + f_tt^n)
 
-and a damping layer (``+ 2 sigma du/dt`` inside it) on all four sides. Sources are spread with
+and a convolutional PML (Pasalic & McGarry, 2010) on all four sides: ``L`` is the Laplacian with
+each ``d_x`` stretched inside the layer (:func:`_cpml_axis`; memory fields on edge strips only),
+and the 4th-order correction's weight ``m`` is 1 in the interior and fades to 0 over the first
+``plan.lw_taper`` cells of the layer, where the scheme is plain leapfrog (hence the time-step
+bound in :mod:`~seisfno.physics.plan`). Sources are spread with
 Kaiser-windowed sinc weights (Hicks, 2002), so they may sit anywhere, also between nodes and a
 few cells from an edge (the absorbing layer lies beyond the edge and holds the spread).
 
@@ -42,12 +46,79 @@ def laplacian(u: torch.Tensor, inv_dz2: float, inv_dx2: float) -> torch.Tensor:
     return F.pad(out, (h, h, h, h))
 
 
-def _step(u: torch.Tensor, u_prev: torch.Tensor, v2: torch.Tensor, src: torch.Tensor,
-          s: torch.Tensor, s_tt: torch.Tensor, damp_prev: torch.Tensor, damp_inv: torch.Tensor,
-          dt: float, inv_dz2: float, inv_dx2: float) -> torch.Tensor:
-    w = v2 * laplacian(u, inv_dz2, inv_dx2) + src * s
+#: 8th-order central coefficients of the first derivative, c1..c4.
+STENCIL1 = (4.0 / 5.0, -1.0 / 5.0, 4.0 / 105.0, -1.0 / 280.0)
+
+
+def _d1_last(u: torch.Tensor) -> torch.Tensor:
+    """8th-order first difference (times h) along the last axis; zero on its ``HALO`` frame."""
+    h, n = HALO, u.shape[-1]
+    out = STENCIL1[0] * (u[..., h + 1:n - h + 1] - u[..., h - 1:n - h - 1])
+    for m in range(2, h + 1):
+        out = out + STENCIL1[m - 1] * (u[..., h + m:n - h + m] - u[..., h - m:n - h - m])
+    return F.pad(out, (h, h))
+
+
+def _d2_last(u: torch.Tensor) -> torch.Tensor:
+    """8th-order second difference (times h^2) along the last axis; zero on its frame."""
+    h, n = HALO, u.shape[-1]
+    out = STENCIL[0] * u[..., h:n - h]
+    for m in range(1, h + 1):
+        out = out + STENCIL[m] * (u[..., h + m:n - h + m] + u[..., h - m:n - h - m])
+    return F.pad(out, (h, h))
+
+
+def _strips(u: torch.Tensor, k: int, s: int) -> torch.Tensor:
+    """``(k, ..., s)``: the two edge strips of width ``s`` of the last axis (k=2), or all (k=1)."""
+    if k == 1:
+        return u[None]
+    return torch.stack((u[..., :s], u[..., u.shape[-1] - s:]))
+
+
+def _unstrip(c: torch.Tensor, n: int) -> torch.Tensor:
+    """Inverse of :func:`_strips` for a correction that vanishes between the strips."""
+    if c.shape[0] == 1:
+        return c[0]
+    s = c.shape[-1]
+    return torch.cat((c[0], c.new_zeros(*c.shape[1:-1], n - 2 * s), c[1]), -1)
+
+
+def _cpml_axis(u: torch.Tensor, psi: torch.Tensor, zeta: torch.Tensor, a: torch.Tensor,
+               b: torch.Tensor, db: torch.Tensor, inv_h: float, inv_h2: float
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """C-PML second derivative along the last axis (Pasalic & McGarry, 2010), on the strips.
+
+    With ``1/s`` the stretching operator as a recursive convolution (``a = exp(-(sigma + alpha)
+    dt)``, ``b = sigma / (sigma + alpha) (a - 1)``)::
+
+        tmp   = (1 + b) u_xx + b_x u_x + d_x(a psi)        # d_x((1/s) d_x u)
+        L u   = (1 + b) tmp + a zeta                       # (1/s) tmp
+        psi'  = b u_x + a psi,   zeta' = b tmp + a zeta
+
+    Returns ``(L u - u_xx`` on the full axis, ``psi', zeta')``.
+    """
+    k, s, n = a.shape[0], a.shape[-1], u.shape[-1]
+    us = _strips(u, k, s)
+    ux = _d1_last(us) * inv_h
+    uxx = _d2_last(us) * inv_h2
+    tmp = (1.0 + b) * uxx + db * ux + _d1_last(a * psi) * inv_h
+    corr = (1.0 + b) * tmp + a * zeta - uxx
+    return _unstrip(corr, n), b * ux + a * psi, b * tmp + a * zeta
+
+
+def _step(u: torch.Tensor, u_prev: torch.Tensor, psi_z: torch.Tensor, zeta_z: torch.Tensor,
+          psi_x: torch.Tensor, zeta_x: torch.Tensor, v2: torch.Tensor, src: torch.Tensor,
+          s: torch.Tensor, s_tt: torch.Tensor, lw_mask: torch.Tensor, az: torch.Tensor,
+          bz: torch.Tensor, dbz: torch.Tensor, ax: torch.Tensor, bx: torch.Tensor,
+          dbx: torch.Tensor, dt: float, inv_dz: float, inv_dx: float):
+    inv_dz2, inv_dx2 = inv_dz * inv_dz, inv_dx * inv_dx
+    cz, psi_z, zeta_z = _cpml_axis(u.transpose(-1, -2), psi_z, zeta_z, az, bz, dbz, inv_dz,
+                                   inv_dz2)
+    cx, psi_x, zeta_x = _cpml_axis(u, psi_x, zeta_x, ax, bx, dbx, inv_dx, inv_dx2)
+    w = v2 * (laplacian(u, inv_dz2, inv_dx2) + cz.transpose(-1, -2) + cx) + src * s
     corr = v2 * laplacian(w, inv_dz2, inv_dx2) + src * s_tt
-    return (2.0 * u - damp_prev * u_prev + (dt * dt) * w + (dt**4 / 12.0) * corr) * damp_inv
+    u_next = 2.0 * u - u_prev + (dt * dt) * w + (dt**4 / 12.0) * (lw_mask * corr)
+    return u_next, u, psi_z, zeta_z, psi_x, zeta_x
 
 
 _COMPILED: dict[str, Callable] = {}
@@ -61,25 +132,57 @@ def _stepper(compile: bool) -> Callable:
     return _COMPILED["step"]
 
 
-def damping_profile(plan: Plan, device=None, dtype=torch.float32
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(1 - sigma dt, 1 / (1 + sigma dt))`` on the padded grid.
+def _cpml_1d(plan: Plan, n: int, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``a, b, db/dx`` along one padded axis of ``n`` nodes with spacing ``h``."""
+    width = plan.pad - HALO
+    i = np.arange(n, dtype=np.float64)
+    d = np.maximum(np.maximum(plan.pad - i, i - (n - 1 - plan.pad)), 0.0)
+    frac = np.minimum(d / width, 1.0)
+    sigma = plan.sigma_max * frac**plan.pml_power
+    alpha = math.pi * plan.f_peak_hz * (1.0 - frac)
+    total = (sigma + alpha) * plan.dt_s
+    a = np.where(frac > 0, np.exp(-total), 0.0)
+    b = np.where(frac > 0, sigma / np.maximum(sigma + alpha, 1e-300) * np.expm1(-total), 0.0)
+    db = np.zeros(n)
+    hh = HALO
+    for m in range(1, hh + 1):
+        db[hh:n - hh] += STENCIL1[m - 1] * (b[hh + m:n - hh + m] - b[hh - m:n - hh - m])
+    return a, b, db / h
 
-    ``sigma = sigma_max (d / L)^p`` in the layer (``d`` the depth into it, ``L`` its thickness,
-    ``p = plan.sigma_power``), summed over the two axes in the corners.
+
+def lw_mask_1d(plan: Plan, n: int) -> np.ndarray:
+    """Weight of the 4th-order time correction along one padded axis: 1 in the interior,
+    tapering to 0 over the first ``plan.lw_taper`` cells of the layer (plain leapfrog beyond)."""
+    i = np.arange(n, dtype=np.float64)
+    d = np.maximum(np.maximum(plan.pad - i, i - (n - 1 - plan.pad)), 0.0)
+    if plan.lw_taper <= 0:
+        return (d == 0).astype(np.float64)
+    x = np.clip(d / (plan.lw_taper + 1), 0.0, 1.0)
+    return 0.5 * (1 + np.cos(math.pi * x))
+
+
+def cpml_profiles(plan: Plan, device=None, dtype=torch.float32) -> dict[str, torch.Tensor]:
+    """The C-PML coefficients on the edge strips and the time-correction mask.
+
+    ``a``/``b``/``db`` of each axis are ``(k, 1, 1, S)`` with ``k = 2`` strips of ``S = pad + 2
+    HALO`` nodes (the layer, the stencil's reach into the interior and its zero frame) when the
+    axis is long enough, else one strip spanning the whole axis (``k = 1``).
     """
     nz, nx = plan.padded_shape
-    width = plan.pad - HALO
-
-    def axis(n: int) -> np.ndarray:
-        i = np.arange(n, dtype=np.float64)
-        d = np.maximum(np.maximum(plan.pad - i, i - (n - 1 - plan.pad)), 0.0) / width
-        return plan.sigma_max * np.minimum(d, 1.0) ** plan.sigma_power
-
-    sigma = axis(nz)[:, None] + axis(nx)[None, :]
-    prev = torch.as_tensor(1.0 - sigma * plan.dt_s, dtype=dtype, device=device)
-    inv = torch.as_tensor(1.0 / (1.0 + sigma * plan.dt_s), dtype=dtype, device=device)
-    return prev, inv
+    fine = plan.fine
+    out = {}
+    s = plan.pad + 2 * HALO
+    for name, n, hh in (("z", nz, fine.dz_m), ("x", nx, fine.dx_m)):
+        prof = _cpml_1d(plan, n, hh)
+        if n >= 2 * s:
+            prof = [np.stack((p[:s], p[n - s:])) for p in prof]
+        else:
+            prof = [p[None] for p in prof]
+        for key, p in zip(("a", "b", "db"), prof, strict=True):
+            out[key + name] = torch.as_tensor(p[:, None, None, :], dtype=dtype, device=device)
+    mask = np.outer(lw_mask_1d(plan, nz), lw_mask_1d(plan, nx))
+    out["lw_mask"] = torch.as_tensor(mask, dtype=dtype, device=device)
+    return out
 
 
 def _hicks_1d(pos: float, n: int, halfwidth: int = 4, beta: float = 6.31) -> tuple[int, np.ndarray]:
@@ -182,20 +285,27 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
     record[np.asarray(record_steps)] = True
     fine, p, r = plan.fine, plan.pad, plan.refine
     sl = (slice(None), slice(p, p + fine.nz, r), slice(p, p + fine.nx, r))
-    damp_prev, damp_inv = damping_profile(plan, v2.device, v2.dtype)
+    prof = cpml_profiles(plan, v2.device, v2.dtype)
     step = _stepper(compile)
-    args = (damp_prev, damp_inv, plan.dt_s, 1.0 / fine.dz_m**2, 1.0 / fine.dx_m**2)
+    args = (prof["lw_mask"], prof["az"], prof["bz"], prof["dbz"], prof["ax"], prof["bx"],
+            prof["dbx"], plan.dt_s, 1.0 / fine.dz_m, 1.0 / fine.dx_m)
     batch = max(v2.shape[0], src.shape[0])
-    u = torch.zeros((batch, *plan.padded_shape), dtype=v2.dtype, device=v2.device)
-    u_prev = torch.zeros_like(u)
+    nz, nx = plan.padded_shape
+    u = torch.zeros((batch, nz, nx), dtype=v2.dtype, device=v2.device)
+    state = (u, torch.zeros_like(u),
+             u.new_zeros(prof["az"].shape[0], batch, nx, prof["az"].shape[-1]),
+             u.new_zeros(prof["az"].shape[0], batch, nx, prof["az"].shape[-1]),
+             u.new_zeros(prof["ax"].shape[0], batch, nz, prof["ax"].shape[-1]),
+             u.new_zeros(prof["ax"].shape[0], batch, nz, prof["ax"].shape[-1]))
 
-    def run(u, u_prev, start: int, stop: int):
+    def run(start: int, stop: int, *state):
         recs = []
         for n in range(start, stop):
             if record[n]:
-                recs.append(u[sl])
-            u, u_prev = step(u, u_prev, v2, src, wavelet[n], wavelet_tt[n], *args), u
-        return u, u_prev, (torch.stack(recs, 1) if recs else u.new_zeros(batch, 0, *fine.shape))
+                recs.append(state[0][sl])
+            state = step(*state, v2, src, wavelet[n], wavelet_tt[n], *args)
+        rec = torch.stack(recs, 1) if recs else state[0].new_zeros(batch, 0, *fine.shape)
+        return (*state, rec)
 
     if checkpoint is None:
         checkpoint = torch.is_grad_enabled() and (v2.requires_grad or src.requires_grad)
@@ -204,8 +314,8 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
     for start in range(0, plan.n_steps, seg):
         stop = min(start + seg, plan.n_steps)
         if checkpoint:
-            u, u_prev, rec = _checkpoint(run, u, u_prev, start, stop, use_reentrant=False)
+            *state, rec = _checkpoint(run, start, stop, *state, use_reentrant=False)
         else:
-            u, u_prev, rec = run(u, u_prev, start, stop)
+            *state, rec = run(start, stop, *state)
         out.append(rec)
     return torch.cat(out, 1)

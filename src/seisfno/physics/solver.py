@@ -56,7 +56,7 @@ class TorchBackend:
     device: str | torch.device | None = None
     compile: bool | None = None
     checkpoint: bool | None = None
-    compile_min_cell_updates: float = 2e8
+    compile_min_cell_updates: float = 5e7
     name: str = field(default="torch", init=False)
 
     def _use_compile(self, dev: torch.device, work: float, needs_grad: bool) -> bool:
