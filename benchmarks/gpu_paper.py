@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--train-minutes", type=float, default=2.5)
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--modes", type=int, default=24)
+    ap.add_argument("--fwi-operator-iterations", type=int, default=300)
+    ap.add_argument("--fwi-solver-iterations", type=int, default=6)
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
 
@@ -142,8 +144,8 @@ def main() -> None:
         obs = observe(true, src, preset, device=dev)
         op = OperatorForward(model, device=dev)
         fd = SolverForward(preset, device=str(dev))
-        r_op = invert(op, src, obs, true, iterations=5 if a.smoke else 300)
-        r_fd = invert(fd, src, obs, true, iterations=2 if a.smoke else 6)
+        r_op = invert(op, src, obs, true, iterations=5 if a.smoke else a.fwi_operator_iterations)
+        r_fd = invert(fd, src, obs, true, iterations=2 if a.smoke else a.fwi_solver_iterations)
         return {"operator_s_per_it": r_op.seconds_per_iteration,
                 "solver_s_per_it": r_fd.seconds_per_iteration,
                 "ratio": r_fd.seconds_per_iteration / r_op.seconds_per_iteration,
@@ -155,12 +157,24 @@ def main() -> None:
     stage("train", train)
     if "error" not in res["train"]:
         m = load_model(a.out / "run")
-        save_model(a.out / "paper", m.net, m.card, dtype=torch.float16)
+        weights, _ = save_model(a.out / "paper", m.net, m.card, dtype=torch.float16)
+        _split(weights, 15 * 2**20)
         stage("inference", inference)
         stage("fwi", fwi)
     res["total_s"] = time.perf_counter() - t_start
     (a.out / "gpu_results.json").write_text(json.dumps(res, indent=2, default=float))
     print(json.dumps(res, indent=1, default=float))
+
+
+def _split(path: Path, size: int) -> None:
+    """Cut ``path`` into ``path.partK`` files of at most ``size`` bytes (a transfer limit);
+    ``cat path.part* > path`` joins them."""
+    data = path.read_bytes()
+    if len(data) <= size:
+        return
+    for k in range(0, len(data), size):
+        path.with_name(f"{path.name}.part{k // size}").write_bytes(data[k:k + size])
+    path.unlink()
 
 
 def _draw(preset, start: int, n: int):
