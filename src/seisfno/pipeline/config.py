@@ -1,0 +1,88 @@
+"""Sizes of each ``reproduce`` profile: what the paper did, scaled to the machine at hand."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .._errors import SeisfnoError
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """How big each stage of :func:`~seisfno.pipeline.reproduce.reproduce` is.
+
+    Attributes
+    ----------
+    preset : str
+    n_samples, n_val : int
+        Generated samples; the last ``n_val`` are held out for validation (the paper: 200).
+    train_minutes : float
+        Training budget of the main model.
+    datasize_sizes : tuple of int
+        Training-set sizes of the data-size study (the paper: 1200 ... 4800).
+    datasize_minutes : float
+        Training budget of each study model.
+    study_samples : int
+        Held-out samples of the square-anomaly reference and super-resolution studies.
+    fwi_model : str
+        Benchmark true model of the FWI comparison.
+    fwi_sources, operator_iterations, solver_iterations : int
+        FWI survey and iteration counts (the paper: 20 sources, 1000 iterations each).
+    hybrid_operator_iterations, hybrid_solver_iterations : int
+    batch_size : int
+    seed : int
+        Base seed of the training data.
+    preset_overrides : tuple of (name, value)
+        Passed to :func:`~seisfno.physics.get_preset`.
+    """
+
+    preset: str
+    n_samples: int
+    n_val: int
+    train_minutes: float
+    datasize_sizes: tuple[int, ...]
+    datasize_minutes: float
+    study_samples: int
+    fwi_model: str = "von-karman"
+    fwi_sources: int = 20
+    operator_iterations: int = 1000
+    solver_iterations: int = 1000
+    hybrid_operator_iterations: int = 500
+    hybrid_solver_iterations: int = 100
+    batch_size: int = 16
+    seed: int = 0
+    #: Preset fields to override (``{"n": 24, "nt_out": 12}``: tiny setups for tests).
+    preset_overrides: tuple[tuple[str, object], ...] = ()
+
+
+PROFILES: dict[str, ReproduceConfig] = {
+    # Laptop CPU (2 cores), <= 15 minutes in all.
+    "quick": ReproduceConfig(
+        "quick", n_samples=1400, n_val=200, train_minutes=5.0,
+        datasize_sizes=(300, 600, 1200), datasize_minutes=0.75, study_samples=8,
+        operator_iterations=300, solver_iterations=40, hybrid_operator_iterations=300,
+        hybrid_solver_iterations=8, batch_size=16),
+    # The README's demo: every stage, a few minutes on a laptop CPU.
+    "quick-small": ReproduceConfig(
+        "quick", n_samples=360, n_val=60, train_minutes=1.5,
+        datasize_sizes=(100, 300), datasize_minutes=0.3, study_samples=4,
+        operator_iterations=100, solver_iterations=10, hybrid_operator_iterations=100,
+        hybrid_solver_iterations=3, batch_size=16),
+    # One GPU: the paper's protocol with more data (ours is cheap to make).
+    "paper": ReproduceConfig(
+        "paper", n_samples=20200, n_val=200, train_minutes=4.0,
+        datasize_sizes=(1200, 2400, 3600, 4800, 10000, 20000), datasize_minutes=1.0,
+        study_samples=32, operator_iterations=1000, solver_iterations=200,
+        hybrid_operator_iterations=1000, hybrid_solver_iterations=40, batch_size=32),
+}
+
+
+def get_profile(preset: str, small: bool = False, **overrides) -> ReproduceConfig:
+    """The profile of ``preset`` (``quick``, ``paper``), ``small`` for the demo size."""
+    name = f"{preset}-small" if small else preset
+    if name not in PROFILES:
+        raise SeisfnoError(f"no reproduce profile {name!r}; choose from {sorted(PROFILES)}")
+    cfg = PROFILES[name]
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(cfg, **overrides) if overrides else cfg
