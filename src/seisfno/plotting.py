@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -16,10 +17,22 @@ def _plt():
     return plt
 
 
+def save(fig, path, title: str | None = None, dpi: int = 90) -> Path:
+    """Title, lay out, write ``fig`` to ``path`` (parents created) and close it."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
+
+
 def plot_wavefield(u: np.ndarray, velocity: np.ndarray, source_xz_m, preset, path: Path,
                    n_snapshots: int = 4) -> Path:
     """Velocity, ``n_snapshots`` snapshots and a surface shot gather of ``u (nt, nz, nx)``."""
-    plt = _plt()
+    plt = pyplot()
     g = preset.grid.with_shape(*velocity.shape)
     ext = [0, g.width_m / 1e3, g.depth_m / 1e3, 0]
     times = np.linspace(0, u.shape[0] - 1, n_snapshots + 2)[1:-1].astype(int)
@@ -42,9 +55,4 @@ def plot_wavefield(u: np.ndarray, velocity: np.ndarray, source_xz_m, preset, pat
     for ax in axes[:-1]:
         ax.set_xlabel("x (km)")
         ax.set_ylabel("z (km)")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save(fig, path)

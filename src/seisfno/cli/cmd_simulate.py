@@ -29,7 +29,8 @@ def simulate(
     threads: int = typer.Option(None, help="CPU threads."),
 ) -> None:
     """Simulate one wavefield with the finite-difference solver."""
-    from ..physics import get_preset, load_velocity, simulate as run
+    from ..physics import get_preset, load_velocity
+    from ..physics import simulate as run
 
     set_threads(threads)
     v = load_velocity(velocity)

@@ -7,15 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from ..physics import Grid
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..plotting import pyplot as _plt
+from ..plotting import save as _save
 
 
 def plot_models(grid: Grid, inverted: np.ndarray, start: np.ndarray,
@@ -48,14 +41,7 @@ def plot_models(grid: Grid, inverted: np.ndarray, start: np.ndarray,
         if sources_xz_m is not None:
             s = np.asarray(sources_xz_m)
             ax.plot(s[:, 0] / 1e3, s[:, 1] / 1e3, "k*", ms=5)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def plot_curves(curves: dict[str, dict], path: str | Path) -> Path:
@@ -81,9 +67,4 @@ def plot_curves(curves: dict[str, dict], path: str | Path) -> Path:
         ax.set_ylabel(ylab)
         ax.set_yscale("log")
         ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -111,12 +111,9 @@ def plot_comparison(true: np.ndarray, pred: np.ndarray, velocity: np.ndarray, so
     n_receivers : int
         Receivers evenly spaced in x at the domain's mid-depth.
     """
-    from pathlib import Path
+    from ..plotting import pyplot, save
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     nt, nz, nx = true.shape
     g = preset.grid.with_shape(nz, nx)
@@ -152,14 +149,7 @@ def plot_comparison(true: np.ndarray, pred: np.ndarray, velocity: np.ndarray, so
     err = float(np.linalg.norm(pred - true) / (np.linalg.norm(true) or 1.0))
     axw.set_title(f"waveforms at z = {g.z_m[rz] / 1e3:.1f} km; relative L2 = {err:.3f}")
     axw.legend(loc="upper right")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save(fig, path, title, dpi=80)
 
 
 __all__ = ["evaluate", "plot_comparison"]

@@ -1,14 +1,19 @@
 """Our default operator: a 2-D FNO over (z, x) with the time samples as output channels.
 
-Why 2-D with time as channels rather than the paper's 3-D FNO: the output sampling is fixed by the
-preset (``nt_out`` samples), so time need not be resolution-independent; a 2-D network is ~7x
-smaller in activations and trains ~15x faster per sample (see PAPER.md: ~2 500 samples/s on an
-H200 for width 64 / 24 modes), which matters more than the architecture once data is cheap.
+Why 2-D with time as channels rather than the paper's 3-D FNO (``paper3d``): the output sampling
+is fixed by the preset (``nt_out`` samples), so time need not be resolution-independent, and the
+2-D network is far cheaper for the same data. Measured on one H200 (2026-11-26, batch 64 / 10):
+``fno2d`` for ``paper`` (width 64, 24 modes, 37 M parameters) trains at 3 645 samples/s in fp32
+and 4 130 with bf16 + compile; ``paper3d`` (249 M parameters) at 10 samples per 0.14-0.15 s,
+about 70 samples/s: 55x less throughput, so 55x less data per unit of compute, which is what
+limits accuracy here (PAPER.md: with 4 800 samples a 2-D FNO overfits, with 20 000 it does not).
+A width-32, 24-mode ``fno2d`` reached validation relative L2 0.332 after 2.3 minutes on 10 936
+samples (BENCHMARKS.md); the paper's 3-D FNO reached 0.273 after about 18 h on six V100s.
 
 Defaults (:func:`default_args`): for the ``paper`` preset width 64, 24 modes, 4 layers (the pilot
 in PAPER.md; 8 Hz at 2.3 nodes per wavelength needs nearly all of the 64-node grid's modes); for
 the 2 Hz ``quick`` preset width 32, 16 modes (its band ends near 16 cycles per domain), a size that
-trains on two CPU cores.
+trains on two CPU cores. The shipped ``paper`` model uses width 32 to stay under 20 MB.
 """
 
 from __future__ import annotations

@@ -78,7 +78,8 @@ class Grid:
         """Validate source positions ``(..., 2)`` as ``(x, z)`` metres inside the domain."""
         s = np.asarray(sources_xz_m, dtype=np.float64)
         if s.shape[-1:] != (2,):
-            raise SeisfnoError(f"sources must have shape (..., 2) as (x, z) in metres, got {s.shape}")
+            raise SeisfnoError(
+                f"sources must have shape (..., 2) as (x, z) in metres, got {s.shape}")
         if not np.isfinite(s).all():
             raise SeisfnoError("source positions must be finite numbers")
         tol = 1e-6 * max(self.width_m, self.depth_m)

@@ -117,7 +117,7 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(name_or_preset: str | Preset, **overrides: Any) -> Preset:
-    """A named preset (``paper``, ``quick``) with optional overrides (see :meth:`Preset.replace`)."""
+    """A named preset (``paper``, ``quick``) with overrides (see :meth:`Preset.replace`)."""
     if isinstance(name_or_preset, Preset):
         return name_or_preset.replace(**overrides)
     try:

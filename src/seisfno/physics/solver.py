@@ -27,7 +27,7 @@ from .wavelets import ricker, ricker_second_derivative
 
 
 class Backend(Protocol):
-    """A wave-equation engine: ``run(plan, velocity (B, nz, nx), sources (B, 2)) -> (B, nt, nz, nx)``."""
+    """A wave-equation engine: ``run(plan, v (B, nz, nx), sources (B, 2)) -> (B, nt, nz, nx)``."""
 
     name: str
 

@@ -58,7 +58,8 @@ def von_karman(grid: Grid, rng: np.random.Generator, *, mean_mps: float = 3000.0
     ndarray, shape (nz, nx), float32
     """
     if sigma_mps < 0 or kappa <= 0 or min(corr_len_m) <= 0:
-        raise SeisfnoError("von Karman needs sigma >= 0, kappa > 0 and positive correlation lengths")
+        raise SeisfnoError(
+            "von Karman needs sigma >= 0, kappa > 0 and positive correlation lengths")
     az, ax = corr_len_m
     pz = grid.nz + 2 * math.ceil(3 * az / grid.dz_m)
     px = grid.nx + 2 * math.ceil(3 * ax / grid.dx_m)
