@@ -19,7 +19,7 @@ TINY = ReproduceConfig(
 @pytest.mark.slow
 def test_reproduce_tiny_writes_every_stage_and_resumes(tmp_path):
     torch.set_num_threads(2)
-    m = reproduce(tmp_path, TINY, device="cpu", progress=False)
+    m = reproduce(tmp_path, TINY, device="cpu", workers=1, progress=False)
     for stage in STAGES:
         assert stage in m["stages"], stage
         assert (tmp_path / f"{stage}.json").exists()
@@ -35,5 +35,5 @@ def test_reproduce_tiny_writes_every_stage_and_resumes(tmp_path):
     assert 0 < metrics["stages"]["evaluate"]["rel_l2_mean"] < 5
     # A rerun finds every stage done and recomputes nothing.
     before = {s: (tmp_path / f"{s}.json").stat().st_mtime_ns for s in STAGES}
-    reproduce(tmp_path, TINY, device="cpu", progress=False)
+    reproduce(tmp_path, TINY, device="cpu", workers=1, progress=False)
     assert before == {s: (tmp_path / f"{s}.json").stat().st_mtime_ns for s in STAGES}

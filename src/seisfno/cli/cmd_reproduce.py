@@ -19,7 +19,7 @@ def reproduce(
     small: bool = typer.Option(False, "--small", help="A few-minute version (the demo)."),
     stages: str = typer.Option(None, help="Comma-separated subset of the stages."),
     device: str = typer.Option(None, help="cpu, cuda, ... (default: CUDA when available)."),
-    workers: int = typer.Option(1, help="Data-generation processes."),
+    workers: int = typer.Option(None, help="Data-generation processes (default: cores on CPU)."),
     train_minutes: float = typer.Option(None, help="Override the training budget (min)."),
     n_samples: int = typer.Option(None, help="Override the number of generated samples."),
     threads: int = typer.Option(None, help="CPU threads."),

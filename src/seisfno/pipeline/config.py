@@ -61,8 +61,8 @@ PROFILES: dict[str, ReproduceConfig] = {
     "quick": ReproduceConfig(
         "quick", n_samples=1400, n_val=200, train_minutes=5.0,
         datasize_sizes=(300, 600, 1200), datasize_minutes=0.75, study_samples=8,
-        operator_iterations=300, solver_iterations=40, hybrid_operator_iterations=300,
-        hybrid_solver_iterations=8, batch_size=16),
+        operator_iterations=300, solver_iterations=25, hybrid_operator_iterations=300,
+        hybrid_solver_iterations=5, batch_size=16),
     # The README's demo: every stage, a few minutes on a laptop CPU.
     "quick-small": ReproduceConfig(
         "quick", n_samples=360, n_val=60, train_minutes=1.5,

@@ -71,7 +71,8 @@ def machine_info(device: str | None) -> dict[str, Any]:
 
 
 def reproduce(out_dir: str | os.PathLike, config: ReproduceConfig, *, device: str | None = None,
-              workers: int = 1, stages: tuple[str, ...] = STAGES, progress: bool = True
+              workers: int | None = None, stages: tuple[str, ...] = STAGES,
+              progress: bool = True
               ) -> dict[str, Any]:
     """Run every stage into ``out_dir`` and write ``report.md`` and ``metrics.json``.
 
@@ -83,8 +84,9 @@ def reproduce(out_dir: str | os.PathLike, config: ReproduceConfig, *, device: st
         Sizes (:data:`~seisfno.pipeline.config.PROFILES`).
     device : str, optional
         Torch device for solver, training and FWI (default CUDA when available).
-    workers : int
-        Dataset-generation processes (1: in-process, the right choice on a GPU).
+    workers : int, optional
+        Dataset-generation processes (default: one per core, at most 4, on CPU; 1, in-process,
+        on a GPU).
     stages : tuple of str
         A subset of :data:`STAGES` (later stages need the earlier ones' outputs).
     """
@@ -109,6 +111,8 @@ def reproduce(out_dir: str | os.PathLike, config: ReproduceConfig, *, device: st
     cfg = config
     preset = get_preset(cfg.preset, **dict(cfg.preset_overrides))
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if workers is None:
+        workers = 1 if dev.type == "cuda" else max(1, min(4, os.cpu_count() or 1))
     done: dict[str, dict] = {}
     store_path = out / "data.zarr"
     run_dir = out / "model"
