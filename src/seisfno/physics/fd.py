@@ -107,7 +107,8 @@ def _cpml_axis(u: torch.Tensor, psi: torch.Tensor, zeta: torch.Tensor, a: torch.
 
 def _step(u: torch.Tensor, u_prev: torch.Tensor, psi_z: torch.Tensor, zeta_z: torch.Tensor,
           psi_x: torch.Tensor, zeta_x: torch.Tensor, v2: torch.Tensor, src: torch.Tensor,
-          s: torch.Tensor, s_tt: torch.Tensor, lw_mask: torch.Tensor, az: torch.Tensor,
+          s: torch.Tensor, s_tt: torch.Tensor, lw_mask: torch.Tensor, inner: torch.Tensor,
+          az: torch.Tensor,
           bz: torch.Tensor, dbz: torch.Tensor, ax: torch.Tensor, bx: torch.Tensor,
           dbx: torch.Tensor, dt: float, inv_dz: float, inv_dx: float):
     inv_dz2, inv_dx2 = inv_dz * inv_dz, inv_dx * inv_dx
@@ -117,7 +118,10 @@ def _step(u: torch.Tensor, u_prev: torch.Tensor, psi_z: torch.Tensor, zeta_z: to
     w = v2 * (laplacian(u, inv_dz2, inv_dx2) + cz.transpose(-1, -2) + cx) + src * s
     corr = v2 * laplacian(w, inv_dz2, inv_dx2) + src * s_tt
     u_next = 2.0 * u - u_prev + (dt * dt) * w + (dt**4 / 12.0) * (lw_mask * corr)
-    return u_next, u, psi_z, zeta_z, psi_x, zeta_x
+    # The HALO-cell frame is never updated. Without this mask the strips' corrections reach it
+    # (an unstable, anti-diffusive update there): invisible forward, where the frame stays zero,
+    # but its transpose grew the adjoint by ~2x per step into NaN gradients after ~200 steps.
+    return u_next * inner, u, psi_z, zeta_z, psi_x, zeta_x
 
 
 _COMPILED: dict[str, Callable] = {}
@@ -181,6 +185,9 @@ def cpml_profiles(plan: Plan, device=None, dtype=torch.float32) -> dict[str, tor
             out[key + name] = torch.as_tensor(p[:, None, None, :], dtype=dtype, device=device)
     mask = np.outer(lw_mask_1d(plan, nz), lw_mask_1d(plan, nx))
     out["lw_mask"] = torch.as_tensor(mask, dtype=dtype, device=device)
+    inner = np.zeros((nz, nx))
+    inner[HALO:nz - HALO, HALO:nx - HALO] = 1.0
+    out["inner"] = torch.as_tensor(inner, dtype=dtype, device=device)
     return out
 
 
@@ -286,7 +293,7 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
     sl = (slice(None), slice(p, p + fine.nz, r), slice(p, p + fine.nx, r))
     prof = cpml_profiles(plan, v2.device, v2.dtype)
     step = _stepper(compile)
-    args = (prof["lw_mask"], prof["az"], prof["bz"], prof["dbz"], prof["ax"], prof["bx"],
+    args = (prof["lw_mask"], prof["inner"], prof["az"], prof["bz"], prof["dbz"], prof["ax"], prof["bx"],
             prof["dbx"], plan.dt_s, 1.0 / fine.dz_m, 1.0 / fine.dx_m)
     batch = max(v2.shape[0], src.shape[0])
     nz, nx = plan.padded_shape
