@@ -293,8 +293,8 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
     sl = (slice(None), slice(p, p + fine.nz, r), slice(p, p + fine.nx, r))
     prof = cpml_profiles(plan, v2.device, v2.dtype)
     step = _stepper(compile)
-    args = (prof["lw_mask"], prof["inner"], prof["az"], prof["bz"], prof["dbz"], prof["ax"], prof["bx"],
-            prof["dbx"], plan.dt_s, 1.0 / fine.dz_m, 1.0 / fine.dx_m)
+    args = (prof["lw_mask"], prof["inner"], prof["az"], prof["bz"], prof["dbz"], prof["ax"],
+            prof["bx"], prof["dbx"], plan.dt_s, 1.0 / fine.dz_m, 1.0 / fine.dx_m)
     batch = max(v2.shape[0], src.shape[0])
     nz, nx = plan.padded_shape
     u = torch.zeros((batch, nz, nx), dtype=v2.dtype, device=v2.device)

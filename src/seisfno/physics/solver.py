@@ -44,11 +44,11 @@ class TorchBackend:
     device : str or torch.device, optional
         Default: the device of the velocity tensor.
     compile : bool, optional
-        ``torch.compile`` the time step. Default: on CUDA; on CPU for runs without a gradient
-        whose work (cells x steps x batch) is at least ``compile_min_cell_updates`` when a C
-        compiler is on the PATH (inductor: measured 3.9x faster than eager on one core for the
-        paper preset, after a one-off ~20 s compile per process and shape). The eager step is
-        the oracle it is tested against.
+        ``torch.compile`` the time step. Default: on CUDA; on CPU for runs whose work (cells x
+        steps x batch) is at least ``compile_min_cell_updates`` when a C compiler is on the PATH
+        (inductor: measured 3.9x faster than eager on one core for the paper preset after a
+        one-off ~20 s compile per process and shape; with a gradient, 1.7x for 5 quick-preset
+        shots after a ~35 s compile). The eager step is the oracle it is tested against.
     checkpoint : bool, optional
         Trade compute for memory in gradients (default: whenever a gradient is needed).
     """
@@ -59,12 +59,12 @@ class TorchBackend:
     compile_min_cell_updates: float = 5e7
     name: str = field(default="torch", init=False)
 
-    def _use_compile(self, dev: torch.device, work: float, needs_grad: bool) -> bool:
+    def _use_compile(self, dev: torch.device, work: float) -> bool:
         if self.compile is not None:
             return self.compile
         if dev.type == "cuda":
             return True
-        return (dev.type == "cpu" and not needs_grad and work >= self.compile_min_cell_updates
+        return (dev.type == "cpu" and work >= self.compile_min_cell_updates
                 and _have_c_compiler())
 
     def run(self, plan: Plan, velocity: torch.Tensor, sources_xz_m: np.ndarray) -> torch.Tensor:
@@ -76,9 +76,8 @@ class TorchBackend:
         t = torch.arange(plan.n_steps, dtype=torch.float64) * plan.dt_s
         wav = ricker(t, plan.f_peak_hz).to(dev, dtype)
         wav_tt = ricker_second_derivative(t, plan.f_peak_hz).to(dev, dtype)
-        needs_grad = torch.is_grad_enabled() and velocity.requires_grad
         work = float(plan.cell_updates) * max(velocity.shape[0], len(sources_xz_m))
-        compile_ = self._use_compile(dev, work, needs_grad)
+        compile_ = self._use_compile(dev, work)
         mat = fd.lowpass_matrix(plan)
         steps = np.flatnonzero(mat.any(axis=0))
         rec = fd.propagate(plan, v2, src, wav, wav_tt, record_steps=steps,

@@ -67,8 +67,8 @@ PROFILES: dict[str, ReproduceConfig] = {
     "quick-small": ReproduceConfig(
         "quick", n_samples=360, n_val=60, train_minutes=1.5,
         datasize_sizes=(100, 300), datasize_minutes=0.3, study_samples=4,
-        operator_iterations=100, solver_iterations=10, hybrid_operator_iterations=100,
-        hybrid_solver_iterations=3, batch_size=16),
+        operator_iterations=100, solver_iterations=4, hybrid_operator_iterations=100,
+        hybrid_solver_iterations=2, batch_size=16),
     # One GPU: the paper's protocol with more data (ours is cheap to make).
     "paper": ReproduceConfig(
         "paper", n_samples=20200, n_val=200, train_minutes=4.0,
