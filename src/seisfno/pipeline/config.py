@@ -59,10 +59,10 @@ class ReproduceConfig:
 PROFILES: dict[str, ReproduceConfig] = {
     # Laptop CPU (2 cores), <= 15 minutes in all.
     "quick": ReproduceConfig(
-        "quick", n_samples=1400, n_val=200, train_minutes=5.0,
-        datasize_sizes=(300, 600, 1200), datasize_minutes=0.75, study_samples=8,
-        operator_iterations=300, solver_iterations=25, hybrid_operator_iterations=300,
-        hybrid_solver_iterations=5, batch_size=16),
+        "quick", n_samples=1400, n_val=200, train_minutes=4.0,
+        datasize_sizes=(300, 600, 1200), datasize_minutes=0.5, study_samples=8,
+        operator_iterations=150, solver_iterations=8, hybrid_operator_iterations=150,
+        hybrid_solver_iterations=3, batch_size=16),
     # The README's demo: every stage, a few minutes on a laptop CPU.
     "quick-small": ReproduceConfig(
         "quick", n_samples=360, n_val=60, train_minutes=1.5,
