@@ -31,6 +31,8 @@ def reproduce(
 
     set_threads(threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    for noisy in ("distributed", "dask"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     cfg = get_profile(preset, small, train_minutes=train_minutes, n_samples=n_samples)
     chosen = tuple(s.strip() for s in stages.split(",")) if stages else STAGES
     bad = set(chosen) - set(STAGES)
