@@ -16,16 +16,8 @@ from seisfno.physics import (
 )
 from seisfno.physics.analytic import green2d_ricker
 
-pytestmark = pytest.mark.requires_deepwave
+pytestmark = [pytest.mark.requires_deepwave, pytest.mark.usefixtures("one_thread")]
 deepwave = pytest.importorskip("deepwave")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _rel(a, b):

@@ -22,13 +22,7 @@ from seisfno.physics import (
 )
 from seisfno.physics.analytic import green2d_ricker
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _ring(grid: Grid, src, r_min=1500.0, r_max=4000.0):
