@@ -34,7 +34,8 @@ def run_dir(store, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     with pytest.raises(SystemExit) as e:
         main(["train", "--data", str(store), "--out", str(out), "--epochs", "2", "--n-val", "4",
-              "--batch-size", "4", "--device", "cpu", "--no-progress"])
+              "--batch-size", "4", "--device", "cpu", "--no-progress",
+              "--arch-arg", "width=12", "--arch-arg", "projection=24"])
     assert e.value.code in (0, None)
     return out
 
@@ -42,6 +43,7 @@ def run_dir(store, tmp_path_factory):
 def test_train_evaluate_predict(run_dir, store, tmp_path, capsys):
     card = json.loads((run_dir / "model.json").read_text())
     assert card["data"]["n_train"] == 8 and card["data"]["seed"] == 0
+    assert card["arch_args"]["width"] == 12 and card["arch_args"]["projection"] == 24
     code, out, _ = _run(capsys, "evaluate", "--model", run_dir, "--data", store, "--n-last", "4",
                         "--figure", tmp_path / "fig.png")
     assert code in (0, None)
@@ -69,6 +71,8 @@ def test_errors_exit_2(run_dir, store, tmp_path, capsys):
         ("evaluate", "--model", run_dir, "--data", tmp_path / "missing.zarr"),
         ("evaluate", "--model", run_dir, "--data", store, "--resolution", "33"),
         ("train", "--data", store, "--out", tmp_path / "r", "--arch", "nope", "--no-progress"),
+        ("train", "--data", store, "--out", tmp_path / "r", "--arch-arg", "width"),
+        ("train", "--data", store, "--out", tmp_path / "r", "--arch-arg", "depth=3"),
     ]
     for args in cases:
         code, _, err = _run(capsys, *args)

@@ -27,6 +27,9 @@ def test_identity_weights_are_exact_lowpass_2d(shape):
     with torch.no_grad():
         y = layer(x.float())
     torch.testing.assert_close(y.double(), lowpass(x, 4), atol=1e-5, rtol=0)
+    with torch.no_grad():  # the channels-last layout is the same layer
+        y_cl = layer(x.float().permute(0, 2, 3, 1), channels_last=True).permute(0, 3, 1, 2)
+    torch.testing.assert_close(y_cl, y, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("shape", [(10, 10, 8), (11, 9, 7)])
@@ -67,3 +70,21 @@ def test_model_shapes():
     assert FNO2d(nt_out=6, width=8, modes=4, n_layers=2)(x).shape == (2, 6, 17, 15)
     net3 = FNO3d(nt_out=6, width=4, modes=3, n_layers=2, projection=8)
     assert net3(x).shape == (2, 6, 17, 15)
+
+
+@pytest.mark.parametrize("norm", ["none", "group"])
+def test_fno2d_layouts_agree(norm):
+    """The CPU (channels-last) and GPU (channels-first) layouts compute the same function."""
+    torch.manual_seed(2)
+    net = FNO2d(nt_out=5, width=8, modes=4, n_layers=2, norm=norm).double()
+    x = torch.randn(2, 4, 17, 14, dtype=torch.float64)
+    out = []
+    for cl in (True, False):
+        net.channels_last = cl
+        net.zero_grad()
+        y = net(x)
+        y.square().sum().backward()
+        out.append((y.detach(), [p.grad.clone() for p in net.parameters()]))
+    torch.testing.assert_close(out[0][0], out[1][0], atol=1e-12, rtol=0)
+    for g_cl, g in zip(out[0][1], out[1][1], strict=True):
+        torch.testing.assert_close(g_cl, g, atol=1e-12, rtol=1e-10)

@@ -24,6 +24,24 @@ def parse_xz(text: str, what: str = "source") -> tuple[float, float]:
     return x, z
 
 
+def parse_key_values(items: list[str] | None, what: str) -> dict:
+    """``["width=48", "norm=group"]`` to ``{"width": 48, "norm": "group"}``.
+
+    Values are read as JSON when they parse (numbers, booleans), as strings otherwise.
+    """
+    out: dict = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise SeisfnoError(f"{what} must be KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def emit_json(obj: dict) -> None:
     """One JSON object on stdout (machine-readable results)."""
     sys.stdout.write(json.dumps(obj) + "\n")

