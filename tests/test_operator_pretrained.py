@@ -4,18 +4,15 @@ Accuracy is checked on fresh solver wavefields (a data seed the models never saw
 file, a wrong normalization or a layout bug in the network would fail here.
 """
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from seisfno.data import draw_sample
 from seisfno.operator import load_model
+from seisfno.operator.checkpoint import model_paths
 from seisfno.operator.train import rel_l2
 from seisfno.physics import AcousticSolver, get_preset
-
-PRETRAINED = Path(__file__).parents[1] / "src" / "seisfno" / "operator" / "pretrained"
 
 
 @pytest.mark.parametrize("name", ["quick", "paper"])
@@ -23,7 +20,8 @@ def test_card_and_size(name):
     m = load_model(name)
     card = m.card
     assert m.preset == get_preset(name)
-    assert (PRETRAINED / f"{name}.safetensors").stat().st_size <= 20 * 2**20
+    weights, _ = model_paths(name)
+    assert weights.stat().st_size <= 20 * 2**20
     assert {"command", "machine", "date"} <= set(card["provenance"])
     assert 0 < card["metrics"]["val_rel_l2"] < 1
     assert card["data"]["n_train"] >= 1000
