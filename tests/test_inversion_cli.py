@@ -120,3 +120,34 @@ def test_cli_hybrid_with_a_saved_operator(tmp_path, capsys):
     code, out, err = run(capsys, "--true-model", "square", "--forward", f"fno:{tmp_path / 'run'}",
                          "--preset", "quick", "--out", tmp_path / "x")
     assert code == 2 and "cannot be used with preset" in err
+
+
+def test_cli_frequency_continuation(tmp_path, capsys):
+    code, out, err = run(capsys, "--true-model", "square", "--preset", "tiny", "--sources", 4,
+                         "--stages", "0.7:2,full:1", "--lr", 0.03, "--out", tmp_path / "ms")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["iterations"] == 3 and res["stages"] == [[0.7, 2], [None, 1]]
+    code, out, err = run(capsys, "--true-model", "square", "--preset", "tiny", "--sources", 4,
+                         "--lowpass-hz", 0.7, "--iterations", 1, "--out", tmp_path / "lp")
+    assert code == 0, err
+    assert json.loads(out)["lowpass_hz"] == 0.7
+    for args, msg in ((("--stages", "3:x"), "bad --stages entry"),
+                      (("--stages", "full:2", "--iterations", 5), "give one of them"),
+                      (("--stages", "1:2", "--lowpass-hz", 1), "not both"),
+                      (("--stages", "1:2", "--hybrid-switch", 3), "must total 3")):
+        code, out, err = run(capsys, "--true-model", "square", "--preset", "tiny", *args,
+                             "--out", tmp_path / "bad")
+        assert code == 2 and msg in err and "Traceback" not in err, (args, err)
+
+
+def test_cli_hybrid_with_operator_stages(tmp_path, capsys):
+    from test_inversion_operator import _save_tiny_fno
+
+    _save_tiny_fno(tmp_path / "run", TINY)
+    code, out, err = run(capsys, "--true-model", "square", "--forward", f"fno:{tmp_path / 'run'}",
+                         "--hybrid-switch", 2, "--stages", "0.7:1,full:1", "--iterations", 3,
+                         "--sources", 4, "--out", tmp_path / "h")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["operator_iterations"] == 2 and res["solver_iterations"] == 1

@@ -102,3 +102,46 @@ def test_bad_specs():
         make_forward("fno:no-such-model-xyz")
     with pytest.raises(SeisfnoError):
         make_forward("fd:fortran")
+
+
+def test_fast_path_matches_predict_in_values_and_gradients(tmp_path):
+    """The FWI fast path (cached constant channels, frozen weights) is the model's ``predict``."""
+    from seisfno.operator import load_model
+
+    _save_tiny_fno(tmp_path / "run", TINY)
+    model = load_model(tmp_path / "run")
+    fwd = OperatorForward(load_model(tmp_path / "run"), name="fno:tiny")
+    assert fwd._fast
+    v = torch.as_tensor(TRUE).float().requires_grad_(True)
+    v_ref = v.detach().clone().requires_grad_(True)
+    for src in (SRC, SRC[::-1].copy(), SRC):  # a new source set must not reuse the cache
+        u = fwd(v, src)
+        ref = model.predict(v_ref.expand(len(src), *v_ref.shape), src)
+        torch.testing.assert_close(u, ref, rtol=1e-5, atol=1e-6 * float(ref.detach().abs().max()))
+        w = torch.randn_like(ref)
+        (g,) = torch.autograd.grad((u * w).sum(), v)
+        (g_ref,) = torch.autograd.grad((ref * w).sum(), v_ref)
+        torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-6 * float(g_ref.abs().max()))
+    assert not any(p.requires_grad for p in fwd.model.net.parameters())
+
+
+def test_compiled_operator_matches_eager(tmp_path):
+    from seisfno.operator import load_model
+
+    _save_tiny_fno(tmp_path / "run", TINY)
+    eager = OperatorForward(load_model(tmp_path / "run"))
+    comp = OperatorForward(load_model(tmp_path / "run"), compile=True)
+    v = torch.as_tensor(TRUE).float()
+    torch.testing.assert_close(comp(v, SRC), eager(v, SRC), rtol=1e-4, atol=1e-12)
+    with pytest.raises(SeisfnoError, match="compile needs a loaded operator"):
+        OperatorForward(StandInOperator(), compile=True)
+
+
+def test_time_limit_stops_cleanly():
+    fwd = OperatorForward(StandInOperator(), name="fno:standin")
+    obs = observe(TRUE, SRC, TINY, solver=tiny_obs_solver())
+    r = invert(fwd, SRC, obs, TRUE, iterations=50, lr=0.03, time_limit_s=1e-9)
+    assert r.iterations == 1 and r.stopped_reason.startswith("time limit")
+    assert len(r.misfit) == 2 and r.model_misfit == pytest.approx(r.misfit[1])
+    with pytest.raises(SeisfnoError, match="time limit must be positive"):
+        invert(fwd, SRC, obs, TRUE, iterations=2, time_limit_s=0)

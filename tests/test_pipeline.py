@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -37,3 +38,15 @@ def test_reproduce_tiny_writes_every_stage_and_resumes(tmp_path):
     before = {s: (tmp_path / f"{s}.json").stat().st_mtime_ns for s in STAGES}
     reproduce(tmp_path, TINY, device="cpu", workers=1, progress=False)
     assert before == {s: (tmp_path / f"{s}.json").stat().st_mtime_ns for s in STAGES}
+    # The FWI stage again with frequency continuations (the paper profile's kind of schedule).
+    staged = dataclasses.replace(TINY, operator_stages=((3.0, 2), (None, 2)),
+                                 solver_stages=((3.0, 1), (None, 1)),
+                                 hybrid_operator_stages=((3.0, 2),))
+    (tmp_path / "fwi.json").unlink()
+    m = reproduce(tmp_path, staged, device="cpu", workers=1, progress=False, stages=("fwi",))
+    fw = m["stages"]["fwi"]
+    assert fw["results"]["operator"]["iterations"] == 4
+    assert fw["results"]["solver"]["iterations"] == 2
+    assert fw["results"]["hybrid"]["operator_iterations"] == 2
+    assert fw["results"]["hybrid"]["solver_iterations"] == 1
+    assert "Frequency continuation" in (tmp_path / "report.md").read_text()

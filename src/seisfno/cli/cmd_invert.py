@@ -15,6 +15,24 @@ from ._app import app
 from ._common import emit_json, set_threads
 
 
+def parse_stages(spec: str) -> list[tuple[float | None, int]]:
+    """``"3:100,full:100"`` -> ``[(3.0, 100), (None, 100)]`` (clear errors for bad specs)."""
+    out = []
+    for part in (p.strip() for p in spec.split(",")):
+        f, sep, n = part.partition(":")
+        try:
+            hz = None if f.strip().lower() == "full" else float(f)
+            its = int(n)
+        except ValueError:
+            hz = its = None
+        if not sep or its is None or its < 1 or (hz is not None and not hz > 0):
+            raise SeisfnoError(f"bad --stages entry {part!r}: use HZ:ITERATIONS or "
+                               f"full:ITERATIONS with HZ > 0 and ITERATIONS >= 1, e.g. "
+                               f"3:100,full:100")
+        out.append((hz, its))
+    return out
+
+
 def _load_observed(path: Path):
     """``wavefield (S, nt, nz, nx)``, ``source_xz_m (S, 2)`` and the optional preset dict."""
     from ..physics import Preset
@@ -69,8 +87,14 @@ def invert(
     forward: str = typer.Option("fd", help="fd, fd:deepwave, fno:NAME or fno:RUN_DIR."),
     preset: str = typer.Option(None, help="Preset (default quick; an operator's own)."),
     sources: int = typer.Option(20, help="Number of sources (the paper's 5 x 4 layout for 20)."),
-    iterations: int = typer.Option(1000, help="Adam iterations (total, both hybrid phases)."),
+    iterations: int = typer.Option(None, help="Adam iterations (total, both hybrid phases; "
+                                   "default 1000, or the total of --stages)."),
     lr: float = typer.Option(0.01, help="Adam learning rate in km/s (0.01 = ~10 m/s per step)."),
+    stages: str = typer.Option(None, help="Frequency continuation HZ:ITERATIONS,... ('full' = "
+                               "no low-pass), e.g. 3:100,full:100; with --hybrid-switch N, the "
+                               "operator phase's stages (totalling N)."),
+    lowpass_hz: float = typer.Option(None, "--lowpass-hz", help="Invert low-passed data only "
+                                     "(-3 dB at this frequency, Hz)."),
     hybrid_switch: int = typer.Option(None, help="Hybrid: operator iterations before switching "
                                       "to the solver for the rest."),
     receivers: str = typer.Option("all", help="all, surface or every:K."),
@@ -93,6 +117,7 @@ def invert(
         default_sources,
         hybrid,
         make_forward,
+        multiscale,
     )
     from ..inversion import (
         invert as run_invert,
@@ -107,6 +132,21 @@ def invert(
         raise SeisfnoError("give --true V.npy, --true-model NAME or --observed OBS.npz")
     if sources < 1:
         raise SeisfnoError(f"--sources must be at least 1, got {sources}")
+    schedule = parse_stages(stages) if stages is not None else None
+    if schedule is not None:
+        if lowpass_hz is not None:
+            raise SeisfnoError("give --stages or --lowpass-hz, not both")
+        total = sum(n for _, n in schedule)
+        if hybrid_switch is None and iterations is not None and iterations != total:
+            raise SeisfnoError(f"--stages total {total} iterations but --iterations is "
+                               f"{iterations}; give one of them")
+        if hybrid_switch is not None and hybrid_switch != total:
+            raise SeisfnoError(f"with --hybrid-switch {hybrid_switch}, --stages are the operator "
+                               f"phase and must total {hybrid_switch} iterations, not {total}")
+        if hybrid_switch is None:
+            iterations = total
+    if iterations is None:
+        iterations = 1000
     if iterations < 1:
         raise SeisfnoError(f"--iterations must be at least 1, got {iterations}")
     bounds = None
@@ -151,16 +191,24 @@ def invert(
     opts = dict(receivers=receivers, noise_snr_db=noise_snr, noise_seed=noise_seed,
                 laplacian_weight=laplacian, smooth_grad_m=smooth_grad, bounds_mps=bounds,
                 batch_sources=batch_sources, callback=log)
+    if lowpass_hz is not None:
+        opts["lowpass_hz"] = lowpass_hz
     if hybrid_switch is not None:
         solver = SolverForward(p, device=device, velocity_range_mps=bounds)
         res = hybrid(fwd, solver, src, obs, v_true, operator_iterations=hybrid_switch,
-                     solver_iterations=iterations - hybrid_switch, lr=lr, **opts)
+                     solver_iterations=iterations - hybrid_switch, lr=lr,
+                     operator_stages=schedule, **opts)
         final, start = res.velocity, res.operator_phase.start_velocity
         best = res.solver_phase.best_velocity
         summary = res.summary()
         curves = {"hybrid": {"misfit": res.misfit, "time_s": res.time_s,
                              "loss": np.concatenate([res.operator_phase.loss,
                                                      res.solver_phase.loss])}}
+    elif schedule is not None:
+        res = multiscale(fwd, src, obs, v_true, stages=schedule, lr=lr, **opts)
+        final, start, best = res.velocity, res.start_velocity, res.best_velocity
+        summary = res.summary()
+        curves = {fwd.name: {"misfit": res.misfit, "time_s": res.time_s, "loss": res.loss}}
     else:
         res = run_invert(fwd, src, obs, v_true, iterations=iterations, lr=lr, **opts)
         final, start, best = res.velocity, res.start_velocity, res.best_velocity
@@ -175,6 +223,7 @@ def invert(
                 sources_xz_m=src)
     plot_curves(curves, out / "misfit.png")
     summary.update({"preset": p.name, "n_sources": int(len(src)), "lr_kmps": lr,
+                    "stages": schedule, "lowpass_hz": lowpass_hz,
                     "receivers": receivers, "noise_snr_db": noise_snr, "out": str(out)})
     record = dict(summary, curves={k: {n: (None if a is None else np.asarray(a).tolist())
                                        for n, a in c.items()} for k, c in curves.items()})

@@ -22,17 +22,19 @@ from .fwi import (
     invert,
     laplacian_penalty,
     model_misfit,
+    multiscale,
     observation_solver,
     observe,
 )
 from .hybrid import HybridResult, hybrid
 from .models import BENCHMARK_MODELS, BENCHMARK_SEED, benchmark_model
-from .survey import Survey, add_noise, default_sources, receiver_mask, record
+from .survey import Survey, add_noise, default_sources, lowpass, receiver_mask, record
 
 __all__ = [
     "BENCHMARK_MODELS", "BENCHMARK_SEED", "ForwardModel", "HybridResult", "InversionResult",
     "OperatorForward", "SolverForward", "Survey", "add_noise", "benchmark_model",
     "check_same_setup", "default_sources", "gaussian_smooth", "hybrid", "inversion_range",
-    "invert", "laplacian_penalty", "make_forward", "model_misfit", "observation_solver",
+    "invert", "laplacian_penalty", "lowpass", "make_forward", "model_misfit", "multiscale",
+    "observation_solver",
     "observe", "receiver_mask", "record",
 ]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,14 @@ import torch.nn.functional as F
 from .._errors import SeisfnoError
 from ..physics import AcousticSolver, Preset, homogeneous, validate_velocity
 from .forward import ForwardModel
-from .survey import MIN_SENSIBLE_SOURCES, add_noise, default_sources, receiver_mask, record
+from .survey import (
+    MIN_SENSIBLE_SOURCES,
+    add_noise,
+    default_sources,
+    lowpass,
+    receiver_mask,
+    record,
+)
 
 #: The paper's starting model, m/s.
 START_MPS = 3000.0
@@ -265,10 +272,10 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
            lr: float = 0.01, receivers: str | int | np.ndarray = "all",
            noise_snr_db: float | None = None, noise_seed: int = 0,
            laplacian_weight: float = 0.0, smooth_grad_m: float = 0.0,
-           bounds_mps: tuple[float, float] | None = None, batch_sources: int | None = None,
-           obs_solver: AcousticSolver | None = None,
+           bounds_mps: tuple[float, float] | None = None, lowpass_hz: float | None = None,
+           batch_sources: int | None = None, obs_solver: AcousticSolver | None = None,
            callback: Callable[[int, float, float | None], None] | None = None,
-           time_offset_s: float = 0.0) -> InversionResult:
+           time_offset_s: float = 0.0, time_limit_s: float | None = None) -> InversionResult:
     """Invert wavefield data for a velocity model with Adam (the paper's FWI).
 
     Parameters
@@ -299,6 +306,11 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
         Gaussian smoothing of the gradient, sigma in metres. 0 = none (the paper).
     bounds_mps : (float, float), optional
         Clamp the model after every step (m/s). Default and limit: ``forward.velocity_range_mps``.
+    lowpass_hz : float, optional
+        Compare observed and predicted data after the same zero-phase low-pass in time
+        (:func:`~.survey.lowpass`, -3 dB at this frequency): the low frequencies are not
+        cycle-skipped from a smooth start. Run stages of rising frequency with
+        :func:`multiscale`. ``None`` = the full band (the paper).
     batch_sources : int, optional
         Sources per forward call; gradients are accumulated (bounds memory). Default: all.
     obs_solver : AcousticSolver, optional
@@ -307,6 +319,9 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
         ``callback(k, loss, misfit)`` after each step.
     time_offset_s : float
         Added to ``time_s`` (for phases of a hybrid run).
+    time_limit_s : float, optional
+        Stop after the iteration that brings the loop's wall time past this many seconds
+        (``stopped_reason`` says so; the result is the model reached).
 
     Returns
     -------
@@ -321,6 +336,10 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
         raise SeisfnoError(f"the learning rate must be positive, got {lr}")
     if laplacian_weight < 0 or smooth_grad_m < 0:
         raise SeisfnoError("the Laplacian weight and the smoothing length must be >= 0")
+    if lowpass_hz is not None and not (lowpass_hz > 0 and math.isfinite(lowpass_hz)):
+        raise SeisfnoError(f"the low-pass frequency must be positive, got {lowpass_hz} Hz")
+    if time_limit_s is not None and not time_limit_s > 0:
+        raise SeisfnoError(f"the time limit must be positive, got {time_limit_s} s")
     src = check_sources(sources, preset)
     if true_velocity is not None:
         validate_velocity(torch.as_tensor(true_velocity), grid, name="true velocity")
@@ -337,7 +356,8 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
     d_full, who, obs_s = _prepare_observed(forward, src, observed, true_velocity, obs_solver,
                                            batch_sources)
     mask = receiver_mask(grid, receivers)
-    d = add_noise(record(d_full.to(dev), mask), noise_snr_db, noise_seed)
+    dt = preset.dt_out_s
+    d = lowpass(add_noise(record(d_full.to(dev), mask), noise_snr_db, noise_seed), dt, lowpass_hz)
     data_norm = float((d.double() ** 2).sum())
     if not data_norm > 0:
         raise SeisfnoError("the observations are all zero at the receivers")
@@ -364,7 +384,7 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
         opt.zero_grad(set_to_none=True)
         loss = 0.0
         for b in batches:
-            r = record(forward(m * 1000.0, src[b]), mask) - d[b]
+            r = lowpass(record(forward(m * 1000.0, src[b]), mask), dt, lowpass_hz) - d[b]
             lb = (r**2).sum()
             (lb / data_norm).backward()
             loss += float(lb.detach())
@@ -394,6 +414,9 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
             misfits.append(model_misfit(v_now, v_true))
         if callback is not None:
             callback(k, loss, misfits[-1] if misfits is not None else None)
+        if time_limit_s is not None and sum(durations) >= time_limit_s and k + 1 < iterations:
+            reason = f"time limit of {time_limit_s:g} s reached after {k + 1} iterations"
+            break
     done = len(durations)
     if final is None:
         final = m.detach().cpu() * 1000.0
@@ -411,5 +434,72 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
         options={"lr_kmps": lr, "receivers": receivers if isinstance(receivers, (str, int))
                  else "mask", "noise_snr_db": noise_snr_db, "noise_seed": noise_seed,
                  "laplacian_weight": laplacian_weight, "smooth_grad_m": smooth_grad_m,
-                 "bounds_mps": [lo, hi], "n_sources": len(src),
-                 "batch_sources": batch_sources})
+                 "lowpass_hz": lowpass_hz, "bounds_mps": [lo, hi], "n_sources": len(src),
+                 "batch_sources": batch_sources, "time_limit_s": time_limit_s})
+
+
+def multiscale(forward: ForwardModel, sources: np.ndarray | None = None,
+               observed: np.ndarray | torch.Tensor | None = None,
+               true_velocity: np.ndarray | torch.Tensor | None = None, *,
+               stages: Sequence[tuple[float | None, int]] = ((2.0, 75), (4.0, 75), (None, 100)),
+               obs_solver: AcousticSolver | None = None, batch_sources: int | None = None,
+               start: np.ndarray | torch.Tensor | None = None, time_offset_s: float = 0.0,
+               **options) -> InversionResult:
+    """Frequency continuation: :func:`invert` on a rising low-pass, each stage from the last.
+
+    ``stages`` is a list of ``(lowpass_hz, iterations)``; ``None`` is the full band. Each stage
+    starts a fresh Adam from the previous stage's final model; the observations are made once.
+    From the homogeneous start the paper's 8 Hz data are cycle-skipped: full-band FWI first moves
+    the model *away* from the truth (BENCHMARKS.md), while a 2 Hz stage does not. Options are
+    those of :func:`invert` and apply to every stage.
+
+    Returns
+    -------
+    InversionResult
+        The stages joined: ``loss``, ``misfit`` and ``time_s`` run on across stages (each
+        stage's loss is in its own band), ``best_velocity`` is the lowest-loss model of the last
+        stage, and ``options["stages"]`` holds the schedule and each stage's iteration count.
+    """
+    stages = [(None if f is None else float(f), int(n)) for f, n in stages]
+    if not stages or any(n < 0 for _, n in stages):
+        raise SeisfnoError(f"stages must be a non-empty list of (lowpass_hz, iterations >= 0), "
+                           f"got {stages}")
+    for key in ("lowpass_hz", "iterations"):
+        if key in options:
+            raise SeisfnoError(f"multiscale takes {key} per stage, in stages")
+    preset = forward.preset
+    src = check_sources(sources, preset)
+    d, who, obs_s = _prepare_observed(forward, src, observed, true_velocity, obs_solver,
+                                      batch_sources)
+    parts: list[InversionResult] = []
+    t = float(time_offset_s)
+    for f, n in stages:
+        r = invert(forward, src, d, true_velocity, start=start if not parts else parts[-1].velocity,
+                   iterations=n, lowpass_hz=f, batch_sources=batch_sources, time_offset_s=t,
+                   **options)
+        parts.append(r)
+        t = float(r.time_s[-1])
+        if r.stopped_reason != "completed":
+            break
+    last = parts[-1]
+    offset = sum(p.iterations for p in parts[:-1])
+    durations = np.concatenate([np.diff(p.time_s) for p in parts])
+    done = int(sum(p.iterations for p in parts))
+    misfit = None
+    if last.misfit is not None:
+        misfit = np.concatenate([parts[0].misfit[:1]] + [p.misfit[1:] for p in parts])
+    return InversionResult(
+        forward=forward.name, velocity=last.velocity, best_velocity=last.best_velocity,
+        best_iteration=offset + last.best_iteration, start_velocity=parts[0].start_velocity,
+        loss=np.concatenate([p.loss for p in parts]), misfit=misfit,
+        time_s=np.concatenate([parts[0].time_s[:1]] + [p.time_s[1:] for p in parts]),
+        iterations=done,
+        seconds_per_iteration=(float(np.mean(durations[1:])) if done >= 2
+                               else (float(durations[0]) if done else float("nan"))),
+        first_iteration_s=parts[0].first_iteration_s,
+        stopped_reason=next((p.stopped_reason for p in parts if p.stopped_reason != "completed"),
+                            "completed"),
+        data_norm=last.data_norm, observations=who, observation_s=obs_s,
+        final_misfit=last.final_misfit,
+        options={**last.options, "lowpass_hz": None,
+                 "stages": [[f, p.iterations] for (f, _), p in zip(stages, parts, strict=False)]})

@@ -10,6 +10,7 @@ solver). Its result holds model misfit against cumulative wall time across both 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,16 @@ import torch
 
 from .._errors import SeisfnoError
 from .forward import ForwardModel, check_same_setup
-from .fwi import InversionResult, _device, _sync, check_sources, invert, observation_solver, observe
+from .fwi import (
+    InversionResult,
+    _device,
+    _sync,
+    check_sources,
+    invert,
+    multiscale,
+    observation_solver,
+    observe,
+)
 
 
 @dataclass
@@ -88,13 +98,20 @@ def hybrid(operator: ForwardModel, solver: ForwardModel, sources: np.ndarray | N
            true_velocity: np.ndarray | torch.Tensor | None = None, *,
            operator_iterations: int = 100, solver_iterations: int = 100,
            lr: float = 0.01, solver_lr: float | None = None, batch_sources: int | None = None,
-           obs_solver=None, **options) -> HybridResult:
+           obs_solver=None, operator_stages: Sequence[tuple[float | None, int]] | None = None,
+           solver_stages: Sequence[tuple[float | None, int]] | None = None,
+           **options) -> HybridResult:
     """Operator FWI for ``operator_iterations`` steps, then solver FWI for ``solver_iterations``.
 
     Parameters are those of :func:`~.fwi.invert` (``start``, ``receivers``, noise,
     regularization, bounds, ...), applied to both phases. ``lr`` (km/s) is the operator phase's
     learning rate, ``solver_lr`` the solver phase's (default: ``lr``). The observations are made
     once, by the finite-difference solver, and shared.
+
+    ``operator_stages`` / ``solver_stages`` (lists of ``(lowpass_hz, iterations)``) run that phase
+    as a frequency continuation (:func:`~.fwi.multiscale`) instead of ``operator_iterations`` /
+    ``solver_iterations`` full-band steps: e.g. the operator at 3 Hz then the full band, and the
+    solver on the full band to finish.
     """
     check_same_setup(operator.preset, solver.preset)
     if operator_iterations < 0 or solver_iterations < 0:
@@ -116,11 +133,16 @@ def hybrid(operator: ForwardModel, solver: ForwardModel, sources: np.ndarray | N
         who = (f"solver:{obs_solver.backend.name} refine={plan.refine} "
                f"range=[{plan.v_min_mps:.0f},{plan.v_max_mps:.0f}]")
     start = options.pop("start", None)
-    r1 = invert(operator, src, observed, true_velocity, start=start,
-                iterations=operator_iterations, lr=lr, batch_sources=batch_sources, **options)
-    r2 = invert(solver, src, observed, true_velocity, start=r1.velocity,
-                iterations=solver_iterations, lr=solver_lr or lr, batch_sources=batch_sources,
-                time_offset_s=float(r1.time_s[-1]), **options)
+    def phase(fwd, stages, iterations, **kw):
+        if stages is not None:
+            return multiscale(fwd, src, observed, true_velocity, stages=stages,
+                              batch_sources=batch_sources, **kw, **options)
+        return invert(fwd, src, observed, true_velocity, iterations=iterations,
+                      batch_sources=batch_sources, **kw, **options)
+
+    r1 = phase(operator, operator_stages, operator_iterations, start=start, lr=lr)
+    r2 = phase(solver, solver_stages, solver_iterations, start=r1.velocity, lr=solver_lr or lr,
+               time_offset_s=float(r1.time_s[-1]))
     r1.observations = r2.observations = who
     r1.observation_s = obs_s
     misfit = None

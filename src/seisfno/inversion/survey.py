@@ -106,6 +106,29 @@ def record(wavefield: torch.Tensor, mask: np.ndarray | torch.Tensor | None) -> t
     return wavefield[..., m]
 
 
+def lowpass(data: torch.Tensor, dt_s: float, f_hz: float | None, order: int = 4) -> torch.Tensor:
+    """Zero-phase low-pass in time of recorded data ``(S, nt, ...)`` (time on axis 1).
+
+    The gain is the magnitude of a Butterworth filter, ``1 / sqrt(1 + (f / f_hz)**(2 * order))``
+    (-3 dB at ``f_hz``), applied without phase shift in the frequency domain after zero-padding
+    to twice the length (no wrap-around). Linear and differentiable: FWI uses it on both the
+    observed and the predicted data to invert the low frequencies first (they are not
+    cycle-skipped from a smooth start). ``None`` returns the data unchanged.
+    """
+    if f_hz is None:
+        return data
+    if not (f_hz > 0 and math.isfinite(f_hz)):
+        raise SeisfnoError(f"the low-pass frequency must be positive, got {f_hz} Hz")
+    nt = data.shape[1]
+    n = 2 * nt
+    f = torch.fft.rfftfreq(n, d=dt_s, device=data.device)
+    gain = (1.0 + (f / f_hz) ** (2 * order)) ** -0.5
+    spec = torch.fft.rfft(data, n=n, dim=1)
+    shape = [1] * data.ndim
+    shape[1] = gain.numel()
+    return torch.fft.irfft(spec * gain.view(shape).to(spec.real.dtype), n=n, dim=1)[:, :nt]
+
+
 def add_noise(data: torch.Tensor, snr_db: float | None, seed: int = 0) -> torch.Tensor:
     """White Gaussian noise at a signal-to-noise ratio ``snr_db`` (dB), reproducible by ``seed``.
 

@@ -310,7 +310,8 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
             if record[n]:
                 recs.append(state[0][sl])
             state = step(*state, v2, src, wavelet[n], wavelet_tt[n], *args)
-        rec = torch.stack(recs, 1) if recs else state[0].new_zeros(batch, 0, *fine.shape)
+        # A segment may record nothing (output samples sparser than the segments).
+        rec = torch.stack(recs, 1) if recs else state[0][sl][:, None][:, :0]
         return (*state, rec)
 
     if checkpoint is None:

@@ -107,6 +107,15 @@ def write_report(path: Path, metrics: dict[str, Any]) -> Path:
                   f"True model: `{fw['model']}` benchmark, {fw['sources']} sources, observations "
                   f"by the solver on its fine grid ({fw['observation_s']:.1f} s), every node a "
                   "receiver, noise-free, homogeneous 3000 m/s start, Adam lr 0.01 km/s.", ""]
+        stages = {k: v for k, v in (fw.get("stages") or {}).items() if v}
+        if stages:
+            def fmt(st):
+                return " then ".join(f"{n} it. at {'the full band' if f is None else f'{f:g} Hz'}"
+                                     for f, n in st)
+            lines += ["Frequency continuation (a low-pass on observed and predicted data, each "
+                      "stage from the last one's model): "
+                      + "; ".join(f"{k.replace('_', ' ')}: {fmt(v)}" for k, v in stages.items())
+                      + ".", ""]
         if fw.get("hybrid_reaches_solver_misfit"):
             lines.append(f"The hybrid reached the solver's final misfit after "
                          f"{fw['hybrid_time_to_solver_misfit_s']:.1f} s, "

@@ -98,6 +98,7 @@ def reproduce(out_dir: str | os.PathLike, config: ReproduceConfig, *, device: st
         default_sources,
         hybrid,
         invert,
+        multiscale,
         observe,
     )
     from ..inversion.plots import plot_curves, plot_models
@@ -179,10 +180,16 @@ def reproduce(out_dir: str | os.PathLike, config: ReproduceConfig, *, device: st
         obs = observe(true, src, preset, device=dev)
         obs_s = time.perf_counter() - t0
         results, curves = {}, {}
-        r_op = invert(op, src, obs, true, iterations=cfg.operator_iterations)
-        r_fd = invert(fd, src, obs, true, iterations=cfg.solver_iterations)
+        def run(fwd, stages, iterations):
+            if stages:
+                return multiscale(fwd, src, obs, true, stages=stages)
+            return invert(fwd, src, obs, true, iterations=iterations)
+
+        r_op = run(op, cfg.operator_stages, cfg.operator_iterations)
+        r_fd = run(fd, cfg.solver_stages, cfg.solver_iterations)
         r_hy = hybrid(op, fd, src, obs, true, operator_iterations=cfg.hybrid_operator_iterations,
-                      solver_iterations=cfg.hybrid_solver_iterations)
+                      solver_iterations=cfg.hybrid_solver_iterations,
+                      operator_stages=cfg.hybrid_operator_stages)
         for name, r in (("operator", r_op), ("solver", r_fd), ("hybrid", r_hy)):
             results[name] = r.summary()
             curves[name] = {"misfit": np.asarray(r.misfit).tolist(),
@@ -197,6 +204,8 @@ def reproduce(out_dir: str | os.PathLike, config: ReproduceConfig, *, device: st
         t_hy = r_hy.time_to_misfit(target) if target is not None else None
         fd_time = float(r_fd.time_s[-1] - r_fd.time_s[0])
         return {"model": cfg.fwi_model, "sources": cfg.fwi_sources, "observation_s": obs_s,
+                "stages": {"operator": cfg.operator_stages, "solver": cfg.solver_stages,
+                           "hybrid_operator": cfg.hybrid_operator_stages},
                 "results": results, "speedup_per_iteration": (
                     r_fd.seconds_per_iteration / max(r_op.seconds_per_iteration, 1e-12)),
                 "hybrid_time_to_solver_misfit_s": t_hy, "solver_total_s": fd_time,
