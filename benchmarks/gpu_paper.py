@@ -78,6 +78,11 @@ def main() -> None:
     ap.add_argument("--hybrid-operator-stages", default="3:100",
                     help="the hybrid's operator phase, HZ:ITERATIONS,...")
     ap.add_argument("--hybrid-solver-iterations", type=int, default=20)
+    ap.add_argument("--check-sources", type=int, default=0,
+                    help="referee the operator's continuation and the hybrid's operator phase "
+                         "with the solver on this many sources (0 = off)")
+    ap.add_argument("--check-every", type=int, default=10)
+    ap.add_argument("--check-patience", type=int, default=2)
     ap.add_argument("--no-compile-variant", action="store_true",
                     help="skip timing the CUDA-graph-compiled operator")
     ap.add_argument("--smoke", action="store_true")
@@ -85,6 +90,7 @@ def main() -> None:
 
     from seisfno.inversion import (
         OperatorForward,
+        SolverCheck,
         SolverForward,
         benchmark_model,
         default_sources,
@@ -262,12 +268,27 @@ def main() -> None:
         hy_stages = [(f, min(n, 4)) for f, n in hy_stages]
         fd_stages = [(f, min(n, 1)) for f, n in fd_stages]
 
+    def solver_forward():
+        if "fd" not in fwi_ctx:
+            fwi_ctx["fd"] = SolverForward(preset, device=str(dev))
+        return fwi_ctx["fd"]
+
+    def check_options():
+        if not a.check_sources:
+            return {}
+        chk = SolverCheck(solver_forward(), src, fwi_ctx["obs"], n_sources=a.check_sources)
+        chk(torch.full(preset.grid.shape, 3000.0, device=dev), None)  # compile, untimed
+        return {"check": chk, "check_every": a.check_every, "check_patience": a.check_patience}
+
     def fwi_operator_multiscale():
-        r = multiscale(fwi_ctx["op"], src, fwi_ctx["obs"], true, stages=op_stages)
-        return {**_record("operator_multiscale", r), "stages": r.options["stages"]}
+        r = multiscale(fwi_ctx["op"], src, fwi_ctx["obs"], true, stages=op_stages,
+                       **check_options())
+        return {**_record("operator_multiscale", r), "stages": r.options["stages"],
+                "stage_stops": r.options["stage_stops"],
+                "checks": None if r.checks is None else r.checks.tolist()}
 
     def fwi_solver():
-        fwi_ctx["fd"] = SolverForward(preset, device=str(dev))
+        solver_forward()
         t0 = time.perf_counter()  # warm-up (compilation), not timed: both runs below reuse it
         invert(fwi_ctx["fd"], src, fwi_ctx["obs"], true, iterations=1)
         warm = time.perf_counter() - t0
@@ -286,6 +307,8 @@ def main() -> None:
         h = hybrid(fwi_ctx["op"], fwi_ctx["fd"], src, fwi_ctx["obs"], true,
                    operator_stages=hy_stages,
                    solver_iterations=1 if a.smoke else a.hybrid_solver_iterations,
+                   solver_check_sources=a.check_sources or None, check_every=a.check_every,
+                   check_patience=a.check_patience,
                    time_limit_s=max(2.0, left() - 10))
         curves["hybrid_misfit"], curves["hybrid_time_s"] = h.misfit, h.time_s
         s = {k: v for k, v in h.summary().items() if k != "observations"}

@@ -151,3 +151,24 @@ def test_cli_hybrid_with_operator_stages(tmp_path, capsys):
     assert code == 0, err
     res = json.loads(out)
     assert res["operator_iterations"] == 2 and res["solver_iterations"] == 1
+
+
+def test_cli_operator_refereed_by_the_solver(tmp_path, capsys):
+    from test_inversion_operator import _save_tiny_fno
+
+    _save_tiny_fno(tmp_path / "run", TINY)
+    fno = f"fno:{tmp_path / 'run'}"
+    code, out, err = run(capsys, "--true-model", "square", "--forward", fno, "--sources", 4,
+                         "--iterations", 4, "--check-sources", 2, "--check-every", 2,
+                         "--out", tmp_path / "c")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["checks"] == 3 and res["observations"].startswith("solver (made before")
+    code, out, err = run(capsys, "--true-model", "square", "--forward", fno, "--sources", 4,
+                         "--hybrid-switch", 2, "--iterations", 3, "--check-sources", 2,
+                         "--check-every", 1, "--out", tmp_path / "h")
+    assert code == 0, err
+    assert json.loads(out)["solver_iterations"] == 1
+    code, out, err = run(capsys, "--true-model", "square", "--check-sources", 2,
+                         "--out", tmp_path / "bad")
+    assert code == 2 and "referees an operator" in err

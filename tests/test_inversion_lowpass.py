@@ -27,6 +27,21 @@ def test_passes_low_and_stops_high_frequencies_without_phase_shift():
     assert float(y[0, mid, 1].abs().max()) < 0.05 * float(high.abs().max())
 
 
+def test_matrix_form_equals_the_frequency_domain_filter():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 37, 3, generator=g, dtype=torch.float64)
+    n = 2 * 37
+    f = torch.fft.rfftfreq(n, d=DT, dtype=torch.float64)
+    gain = (1 + (f / 2.5) ** 8) ** -0.5
+    ref = torch.fft.irfft(torch.fft.rfft(x, n=n, dim=1) * gain[:, None], n=n, dim=1)[:, :37]
+    torch.testing.assert_close(lowpass(x, DT, 2.5), ref)
+    # a causal impulse spreads both ways (zero phase), not only forward in time
+    imp = torch.zeros(1, 37, dtype=torch.float64)
+    imp[0, 18] = 1.0
+    y = lowpass(imp, DT, 2.5)[0]
+    assert int(y.argmax()) == 18 and y[17] == pytest.approx(float(y[19]), rel=1e-6)
+
+
 def test_shape_linearity_and_none():
     g = torch.Generator().manual_seed(0)
     a, b = (torch.randn(3, 50, 4, 5, generator=g, dtype=torch.float64) for _ in range(2))

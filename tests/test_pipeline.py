@@ -41,7 +41,8 @@ def test_reproduce_tiny_writes_every_stage_and_resumes(tmp_path):
     # The FWI stage again with frequency continuations (the paper profile's kind of schedule).
     staged = dataclasses.replace(TINY, operator_stages=((3.0, 2), (None, 2)),
                                  solver_stages=((3.0, 1), (None, 1)),
-                                 hybrid_operator_stages=((3.0, 2),))
+                                 hybrid_operator_stages=((3.0, 2),), check_sources=2,
+                                 check_every=1, check_patience=5)
     (tmp_path / "fwi.json").unlink()
     m = reproduce(tmp_path, staged, device="cpu", workers=1, progress=False, stages=("fwi",))
     fw = m["stages"]["fwi"]
@@ -50,3 +51,4 @@ def test_reproduce_tiny_writes_every_stage_and_resumes(tmp_path):
     assert fw["results"]["hybrid"]["operator_iterations"] == 2
     assert fw["results"]["hybrid"]["solver_iterations"] == 1
     assert "Frequency continuation" in (tmp_path / "report.md").read_text()
+    assert fw["check_sources"] == 2 and fw["results"]["operator"]["checks"] == 6

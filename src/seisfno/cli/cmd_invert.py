@@ -95,6 +95,12 @@ def invert(
                                "operator phase's stages (totalling N)."),
     lowpass_hz: float = typer.Option(None, "--lowpass-hz", help="Invert low-passed data only "
                                      "(-3 dB at this frequency, Hz)."),
+    check_sources: int = typer.Option(None, help="Referee an operator's FWI with the solver on N "
+                                      "of the sources: stop when the solver's data misfit stops "
+                                      "improving and keep the best-checked model (with "
+                                      "--hybrid-switch: the automatic switch)."),
+    check_every: int = typer.Option(10, help="Iterations between solver checks."),
+    check_patience: int = typer.Option(3, help="Checks without improvement before stopping."),
     hybrid_switch: int = typer.Option(None, help="Hybrid: operator iterations before switching "
                                       "to the solver for the rest."),
     receivers: str = typer.Option("all", help="all, surface or every:K."),
@@ -111,6 +117,7 @@ def invert(
 ) -> None:
     """Full-waveform inversion (the paper's protocol by default), results in OUT."""
     from ..inversion import (
+        SolverCheck,
         SolverForward,
         benchmark_model,
         check_same_setup,
@@ -118,6 +125,7 @@ def invert(
         hybrid,
         make_forward,
         multiscale,
+        observe,
     )
     from ..inversion import (
         invert as run_invert,
@@ -160,6 +168,11 @@ def invert(
             raise SeisfnoError("--hybrid-switch needs an operator: --forward fno:MODEL")
         if not 0 <= hybrid_switch <= iterations:
             raise SeisfnoError(f"--hybrid-switch must be in [0, {iterations}], got {hybrid_switch}")
+    if check_sources is not None:
+        if not is_fno:
+            raise SeisfnoError("--check-sources referees an operator: use --forward fno:MODEL")
+        if check_sources < 1 or check_every < 1 or check_patience < 1:
+            raise SeisfnoError("--check-sources, --check-every and --check-patience must be >= 1")
     fwd = make_forward(forward, preset if (preset or is_fno) else "quick", device=device,
                        velocity_range_mps=bounds)
     p = fwd.preset
@@ -193,11 +206,25 @@ def invert(
                 batch_sources=batch_sources, callback=log)
     if lowpass_hz is not None:
         opts["lowpass_hz"] = lowpass_hz
-    if hybrid_switch is not None:
+    solver = None
+    if hybrid_switch is not None or check_sources is not None:
         solver = SolverForward(p, device=device, velocity_range_mps=bounds)
+    checked, made_for_check = {}, False
+    if check_sources is not None:
+        if hybrid_switch is not None:
+            checked = dict(solver_check_sources=check_sources, check_every=check_every,
+                           check_patience=check_patience)
+        else:
+            if obs is None:  # the check needs the observations before the run
+                obs, made_for_check = observe(v_true, src, p, device=device), True
+            opts.update(check=SolverCheck(solver, src, obs, n_sources=check_sources,
+                                          receivers=receivers, noise_snr_db=noise_snr,
+                                          noise_seed=noise_seed),
+                        check_every=check_every, check_patience=check_patience)
+    if hybrid_switch is not None:
         res = hybrid(fwd, solver, src, obs, v_true, operator_iterations=hybrid_switch,
                      solver_iterations=iterations - hybrid_switch, lr=lr,
-                     operator_stages=schedule, **opts)
+                     operator_stages=schedule, **checked, **opts)
         final, start = res.velocity, res.operator_phase.start_velocity
         best = res.solver_phase.best_velocity
         summary = res.summary()
@@ -215,6 +242,8 @@ def invert(
         summary = res.summary()
         curves = {fwd.name: {"misfit": res.misfit, "time_s": res.time_s, "loss": res.loss}}
 
+    if made_for_check:
+        summary["observations"] = "solver (made before the run, for --check-sources)"
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "inverted.npy", final)
     np.save(out / "best.npy", best)

@@ -26,13 +26,13 @@ from .fwi import (
     observation_solver,
     observe,
 )
-from .hybrid import HybridResult, hybrid
+from .hybrid import HybridResult, SolverCheck, hybrid
 from .models import BENCHMARK_MODELS, BENCHMARK_SEED, benchmark_model
 from .survey import Survey, add_noise, default_sources, lowpass, receiver_mask, record
 
 __all__ = [
     "BENCHMARK_MODELS", "BENCHMARK_SEED", "ForwardModel", "HybridResult", "InversionResult",
-    "OperatorForward", "SolverForward", "Survey", "add_noise", "benchmark_model",
+    "OperatorForward", "SolverCheck", "SolverForward", "Survey", "add_noise", "benchmark_model",
     "check_same_setup", "default_sources", "gaussian_smooth", "hybrid", "inversion_range",
     "invert", "laplacian_penalty", "lowpass", "make_forward", "model_misfit", "multiscale",
     "observation_solver",

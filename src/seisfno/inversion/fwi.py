@@ -189,6 +189,8 @@ class InversionResult:
         Wall time spent making them (not in ``time_s``).
     final_misfit : float or None
         Model misfit of ``velocity``.
+    checks : ndarray or None, (n, 2)
+        ``(iteration, value)`` of each check (``invert(..., check=)``), ``None`` without one.
     """
 
     forward: str
@@ -208,6 +210,7 @@ class InversionResult:
     observation_s: float = 0.0
     final_misfit: float | None = None
     options: dict = field(default_factory=dict)
+    checks: np.ndarray | None = None
 
     @property
     def model_misfit(self) -> float | None:
@@ -236,6 +239,7 @@ class InversionResult:
             "data_misfit": self.data_misfit, "stopped_reason": self.stopped_reason,
             "observations": self.observations, "observation_s": self.observation_s,
             "total_s": float(self.time_s[-1] - self.time_s[0]),
+            "checks": None if self.checks is None else len(self.checks),
         }
 
 
@@ -275,7 +279,9 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
            bounds_mps: tuple[float, float] | None = None, lowpass_hz: float | None = None,
            batch_sources: int | None = None, obs_solver: AcousticSolver | None = None,
            callback: Callable[[int, float, float | None], None] | None = None,
-           time_offset_s: float = 0.0, time_limit_s: float | None = None) -> InversionResult:
+           time_offset_s: float = 0.0, time_limit_s: float | None = None,
+           check: Callable[[torch.Tensor, float | None], float] | None = None,
+           check_every: int = 10, check_patience: int = 3) -> InversionResult:
     """Invert wavefield data for a velocity model with Adam (the paper's FWI).
 
     Parameters
@@ -322,6 +328,15 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
     time_limit_s : float, optional
         Stop after the iteration that brings the loop's wall time past this many seconds
         (``stopped_reason`` says so; the result is the model reached).
+    check : callable, optional
+        Early stopping on an independent measure: ``check(velocity (nz, nx) m/s, lowpass_hz)``
+        returns a misfit, lower is better, e.g. the solver's data misfit on a few sources
+        (:class:`~.hybrid.SolverCheck`). It runs at the start and every ``check_every`` steps;
+        after ``check_patience`` checks without improvement the loop stops (``stopped_reason``
+        starts with ``check:``), and in any case the result is the **best-checked** model. Its
+        wall time counts in the iterations' time. An operator keeps lowering its own data loss
+        after the model has started to get worse (it fits its own errors); this stops it there
+        without knowing the true model.
 
     Returns
     -------
@@ -340,6 +355,8 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
         raise SeisfnoError(f"the low-pass frequency must be positive, got {lowpass_hz} Hz")
     if time_limit_s is not None and not time_limit_s > 0:
         raise SeisfnoError(f"the time limit must be positive, got {time_limit_s} s")
+    if check is not None and (check_every < 1 or check_patience < 1):
+        raise SeisfnoError("check_every and check_patience must be at least 1")
     src = check_sources(sources, preset)
     if true_velocity is not None:
         validate_velocity(torch.as_tensor(true_velocity), grid, name="true velocity")
@@ -378,9 +395,25 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
     best = (math.inf, v0.clone(), 0)
     reason = "completed"
     final = None
+    checks: list[tuple[int, float]] = []
+    best_check: tuple[float, torch.Tensor, int] = (math.inf, v0.clone(), 0)
+    since_best = 0
+
+    def run_check(step: int) -> None:
+        nonlocal best_check, since_best
+        with torch.no_grad():
+            value = float(check(m.detach() * 1000.0, lowpass_hz))
+        checks.append((step, value))
+        if value < best_check[0]:
+            best_check, since_best = (value, m.detach().cpu() * 1000.0, step), 0
+        else:
+            since_best += 1
+
     for k in range(iterations):
         _sync(dev)
         t0 = time.perf_counter()
+        if check is not None and k == 0:
+            run_check(0)
         opt.zero_grad(set_to_none=True)
         loss = 0.0
         for b in batches:
@@ -406,6 +439,8 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
                 final = best[1]
                 break
             m.clamp_(lo / 1000.0, hi / 1000.0)
+        if check is not None and ((k + 1) % check_every == 0 or k + 1 == iterations):
+            run_check(k + 1)
         _sync(dev)
         durations.append(time.perf_counter() - t0)
         times.append(times[-1] + durations[-1])
@@ -414,12 +449,16 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
             misfits.append(model_misfit(v_now, v_true))
         if callback is not None:
             callback(k, loss, misfits[-1] if misfits is not None else None)
+        if check is not None and since_best >= check_patience and k + 1 < iterations:
+            reason = (f"check: no improvement in {check_patience} checks; kept the model of "
+                      f"iteration {best_check[2]}")
+            break
         if time_limit_s is not None and sum(durations) >= time_limit_s and k + 1 < iterations:
             reason = f"time limit of {time_limit_s:g} s reached after {k + 1} iterations"
             break
     done = len(durations)
     if final is None:
-        final = m.detach().cpu() * 1000.0
+        final = m.detach().cpu() * 1000.0 if not checks else best_check[1]
     spi = (float(np.mean(durations[1:])) if done >= 2
            else (durations[0] if done else float("nan")))
     return InversionResult(
@@ -435,7 +474,10 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
                  else "mask", "noise_snr_db": noise_snr_db, "noise_seed": noise_seed,
                  "laplacian_weight": laplacian_weight, "smooth_grad_m": smooth_grad_m,
                  "lowpass_hz": lowpass_hz, "bounds_mps": [lo, hi], "n_sources": len(src),
-                 "batch_sources": batch_sources, "time_limit_s": time_limit_s})
+                 "batch_sources": batch_sources, "time_limit_s": time_limit_s,
+                 "check_every": check_every if check is not None else None,
+                 "check_best_iteration": best_check[2] if checks else None},
+        checks=np.asarray(checks, dtype=np.float64) if checks else None)
 
 
 def multiscale(forward: ForwardModel, sources: np.ndarray | None = None,
@@ -479,7 +521,7 @@ def multiscale(forward: ForwardModel, sources: np.ndarray | None = None,
                    **options)
         parts.append(r)
         t = float(r.time_s[-1])
-        if r.stopped_reason != "completed":
+        if r.stopped_reason != "completed" and not r.stopped_reason.startswith("check:"):
             break
     last = parts[-1]
     offset = sum(p.iterations for p in parts[:-1])
@@ -497,9 +539,17 @@ def multiscale(forward: ForwardModel, sources: np.ndarray | None = None,
         seconds_per_iteration=(float(np.mean(durations[1:])) if done >= 2
                                else (float(durations[0]) if done else float("nan"))),
         first_iteration_s=parts[0].first_iteration_s,
-        stopped_reason=next((p.stopped_reason for p in parts if p.stopped_reason != "completed"),
+        stopped_reason=next((p.stopped_reason for p in parts if p.stopped_reason != "completed"
+                             and not p.stopped_reason.startswith("check:")),
                             "completed"),
         data_norm=last.data_norm, observations=who, observation_s=obs_s,
         final_misfit=last.final_misfit,
         options={**last.options, "lowpass_hz": None,
-                 "stages": [[f, p.iterations] for (f, _), p in zip(stages, parts, strict=False)]})
+                 "stages": [[f, p.iterations] for (f, _), p in zip(stages, parts, strict=False)],
+                 "stage_stops": [p.stopped_reason for p in parts],
+                 "check_best_iteration": (None if last.options.get("check_best_iteration") is None
+                                          else offset + last.options["check_best_iteration"])},
+        checks=(None if all(p.checks is None for p in parts) else np.concatenate(
+            [p.checks + [k0, 0.0] for p, k0 in zip(
+                parts, np.cumsum([0] + [p.iterations for p in parts[:-1]]), strict=True)
+             if p.checks is not None])))

@@ -116,6 +116,10 @@ def write_report(path: Path, metrics: dict[str, Any]) -> Path:
                       "stage from the last one's model): "
                       + "; ".join(f"{k.replace('_', ' ')}: {fmt(v)}" for k, v in stages.items())
                       + ".", ""]
+        if fw.get("check_sources"):
+            lines += [f"The operator's stages were refereed by the solver on "
+                      f"{fw['check_sources']} sources (stopped when its data misfit stopped "
+                      f"improving; the best-checked model kept).", ""]
         if fw.get("hybrid_reaches_solver_misfit"):
             lines.append(f"The hybrid reached the solver's final misfit after "
                          f"{fw['hybrid_time_to_solver_misfit_s']:.1f} s, "

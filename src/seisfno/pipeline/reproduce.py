@@ -93,6 +93,7 @@ def reproduce(out_dir: str | os.PathLike, config: ReproduceConfig, *, device: st
     from ..data import generate_dataset, open_store
     from ..inversion import (
         OperatorForward,
+        SolverCheck,
         SolverForward,
         benchmark_model,
         default_sources,
@@ -180,16 +181,23 @@ def reproduce(out_dir: str | os.PathLike, config: ReproduceConfig, *, device: st
         obs = observe(true, src, preset, device=dev)
         obs_s = time.perf_counter() - t0
         results, curves = {}, {}
-        def run(fwd, stages, iterations):
-            if stages:
-                return multiscale(fwd, src, obs, true, stages=stages)
-            return invert(fwd, src, obs, true, iterations=iterations)
+        checked = {}
+        if cfg.check_sources:
+            checked = {"check": SolverCheck(fd, src, obs, n_sources=cfg.check_sources),
+                       "check_every": cfg.check_every, "check_patience": cfg.check_patience}
 
-        r_op = run(op, cfg.operator_stages, cfg.operator_iterations)
+        def run(fwd, stages, iterations, **kw):
+            if stages:
+                return multiscale(fwd, src, obs, true, stages=stages, **kw)
+            return invert(fwd, src, obs, true, iterations=iterations, **kw)
+
+        r_op = run(op, cfg.operator_stages, cfg.operator_iterations, **checked)
         r_fd = run(fd, cfg.solver_stages, cfg.solver_iterations)
         r_hy = hybrid(op, fd, src, obs, true, operator_iterations=cfg.hybrid_operator_iterations,
                       solver_iterations=cfg.hybrid_solver_iterations,
-                      operator_stages=cfg.hybrid_operator_stages)
+                      operator_stages=cfg.hybrid_operator_stages,
+                      solver_check_sources=cfg.check_sources, check_every=cfg.check_every,
+                      check_patience=cfg.check_patience)
         for name, r in (("operator", r_op), ("solver", r_fd), ("hybrid", r_hy)):
             results[name] = r.summary()
             curves[name] = {"misfit": np.asarray(r.misfit).tolist(),
@@ -206,6 +214,7 @@ def reproduce(out_dir: str | os.PathLike, config: ReproduceConfig, *, device: st
         return {"model": cfg.fwi_model, "sources": cfg.fwi_sources, "observation_s": obs_s,
                 "stages": {"operator": cfg.operator_stages, "solver": cfg.solver_stages,
                            "hybrid_operator": cfg.hybrid_operator_stages},
+                "check_sources": cfg.check_sources,
                 "results": results, "speedup_per_iteration": (
                     r_fd.seconds_per_iteration / max(r_op.seconds_per_iteration, 1e-12)),
                 "hybrid_time_to_solver_misfit_s": t_hy, "solver_total_s": fd_time,

@@ -1,0 +1,102 @@
+"""Early stopping of FWI by an independent check, and the solver as the operator's referee."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_inversion_common import CHEAP, TINY, StandInOperator, tiny_obs_solver
+
+from seisfno import SeisfnoError
+from seisfno.inversion import (
+    OperatorForward,
+    SolverCheck,
+    SolverForward,
+    default_sources,
+    hybrid,
+    invert,
+    multiscale,
+    observe,
+)
+from seisfno.physics import homogeneous, square_anomaly
+
+TRUE = square_anomaly(TINY.grid, size_m=1250.0)
+SRC = default_sources(TINY.grid, 6)
+
+
+@pytest.fixture(scope="module")
+def obs():
+    return observe(TRUE, SRC, TINY, solver=tiny_obs_solver())
+
+
+def scripted(values):
+    """A check that returns ``values`` in turn and records the models it saw."""
+    seen = []
+
+    def check(v, lowpass_hz):
+        seen.append(v.detach().cpu().clone())
+        return values[len(seen) - 1]
+
+    return check, seen
+
+
+def _op():
+    return OperatorForward(StandInOperator(), name="fno:standin")
+
+
+def test_stops_after_patience_and_keeps_the_best_checked_model(obs):
+    check, seen = scripted([5.0, 4.0, 3.0, 3.5, 3.6, 1.0])
+    r = invert(_op(), SRC, obs, TRUE, iterations=20, lr=0.03, check=check, check_every=2,
+               check_patience=2)
+    # checks at steps 0, 2, 4, 6, 8: the best is at 4, then two without improvement
+    assert r.iterations == 8 and r.stopped_reason.startswith("check:")
+    np.testing.assert_array_equal(r.checks, [[0, 5], [2, 4], [4, 3], [6, 3.5], [8, 3.6]])
+    ref = invert(_op(), SRC, obs, TRUE, iterations=4, lr=0.03)
+    np.testing.assert_allclose(r.velocity, ref.velocity, rtol=1e-6)
+    torch.testing.assert_close(seen[2], torch.as_tensor(ref.velocity))
+    assert r.options["check_best_iteration"] == 4
+    assert r.model_misfit == pytest.approx(ref.model_misfit, rel=1e-6)
+
+
+def test_a_completed_run_also_returns_the_best_checked_model(obs):
+    check, _ = scripted([5.0, 2.0, 3.0, 4.0])
+    r = invert(_op(), SRC, obs, TRUE, iterations=5, lr=0.03, check=check, check_every=2,
+               check_patience=5)
+    # checks at 0, 2, 4 and at the last step, 5
+    assert r.stopped_reason == "completed" and r.checks[:, 0].tolist() == [0, 2, 4, 5]
+    ref = invert(_op(), SRC, obs, TRUE, iterations=2, lr=0.03)
+    np.testing.assert_allclose(r.velocity, ref.velocity, rtol=1e-6)
+    with pytest.raises(SeisfnoError, match="at least 1"):
+        invert(_op(), SRC, obs, TRUE, iterations=2, check=check, check_every=0)
+
+
+def test_a_check_stop_ends_a_stage_not_the_continuation(obs):
+    check, _ = scripted([5.0, 6.0, 7.0, 1.0, 0.9, 0.8])
+    r = multiscale(_op(), SRC, obs, TRUE, stages=[(0.7, 6), (None, 2)], lr=0.03, check=check,
+                   check_every=1, check_patience=2)
+    assert r.options["stages"] == [[0.7, 2], [None, 2]]  # stage 1 stopped at step 2
+    assert r.options["stage_stops"][0].startswith("check:") and r.stopped_reason == "completed"
+    assert r.checks[:, 0].tolist() == [0, 1, 2, 2, 3, 4]  # stage 2's checks run on from step 2
+    assert r.options["check_best_iteration"] == 4  # counted over both stages
+
+
+def test_solver_check_prefers_the_true_model(obs):
+    fd = SolverForward(TINY, **CHEAP)
+    chk = SolverCheck(fd, SRC, obs, n_sources=3)
+    assert len(chk.sources) == 3 and chk.indices.tolist() == [0, 2, 5]
+    good = chk(torch.as_tensor(TRUE), None)
+    bad = chk(torch.as_tensor(homogeneous(TINY.grid, 3000.0)), None)
+    assert 0 <= good < 0.1 * bad
+    assert chk(torch.as_tensor(TRUE), 0.7) < chk(torch.as_tensor(homogeneous(TINY.grid)), 0.7)
+    with pytest.raises(SeisfnoError, match="at least one source"):
+        SolverCheck(fd, SRC, obs, n_sources=0)
+
+
+def test_hybrid_switches_on_the_solver_check(obs):
+    fd = SolverForward(TINY, **CHEAP)
+    h = hybrid(_op(), fd, SRC, obs, TRUE, operator_iterations=6, solver_iterations=1, lr=0.03,
+               solver_check_sources=2, check_every=2, check_patience=1)
+    op = h.operator_phase
+    assert op.checks is not None and op.checks[0, 0] == 0
+    np.testing.assert_allclose(h.solver_phase.start_velocity, op.velocity)
+    assert h.solver_phase.checks is None  # the solver is not checked
