@@ -72,8 +72,9 @@ def main() -> None:
     obs = observe(true, src, preset, device=a.device)
     print(f"true model {a.model}; observations: {time.perf_counter() - t0:.0f} s", flush=True)
     fd = None
-    print("| variant | misfit at 25 / 100 / 200 | lowest (iteration) | final | s | stages, stops |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| variant | start | misfit at 25 / 100 / 200 | lowest (iteration) | final | s | "
+          "stages, stops |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in a.variants:
         spec = dict(VARIANTS[name])
         kw = {}
@@ -93,7 +94,8 @@ def main() -> None:
         stops = ""
         if "stages" in r.options:
             stops = f"{r.options['stages']}, {r.options.get('stage_stops')}"
-        print(f"| {name} | {at} | {m.min():.4f} ({int(m.argmin())}) | {r.model_misfit:.5f} | "
+        print(f"| {name} | {m[0]:.4f} | {at} | {m.min():.4f} ({int(m.argmin())}) | "
+              f"{r.model_misfit:.5f} | "
               f"{sec:.0f} | {stops} |", flush=True)
 
 

@@ -78,3 +78,12 @@ def test_errors_exit_2(run_dir, store, tmp_path, capsys):
         code, _, err = _run(capsys, *args)
         assert code == 2, args
         assert err.startswith("seisfno: error:") and len(err.strip().splitlines()) == 1, err
+
+
+def test_python_dash_m_runs_the_command():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "seisfno", "invert", "--help"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "--check-sources" in r.stdout
