@@ -56,6 +56,7 @@ def test_stops_after_patience_and_keeps_the_best_checked_model(obs):
     torch.testing.assert_close(seen[2], torch.as_tensor(ref.velocity))
     assert r.options["check_best_iteration"] == 4
     assert r.model_misfit == pytest.approx(ref.model_misfit, rel=1e-6)
+    assert r.misfit[-1] == pytest.approx(r.model_misfit)  # the curve ends at the model returned
 
 
 def test_a_completed_run_also_returns_the_best_checked_model(obs):
@@ -92,11 +93,35 @@ def test_solver_check_prefers_the_true_model(obs):
         SolverCheck(fd, SRC, obs, n_sources=0)
 
 
-def test_hybrid_switches_on_the_solver_check(obs):
+def test_hybrid_switches_on_the_solver_check(obs, monkeypatch):
+    values = iter([5.0, 4.0, 6.0, 7.0] + [9.0] * 20)
+    monkeypatch.setattr(SolverCheck, "__call__", lambda self, v, f: next(values))
     fd = SolverForward(TINY, **CHEAP)
-    h = hybrid(_op(), fd, SRC, obs, TRUE, operator_iterations=6, solver_iterations=1, lr=0.03,
-               solver_check_sources=2, check_every=2, check_patience=1)
+    h = hybrid(_op(), fd, SRC, obs, TRUE, operator_iterations=10, solver_iterations=1, lr=0.03,
+               solver_check_sources=2, check_every=1, check_patience=2)
     op = h.operator_phase
-    assert op.checks is not None and op.checks[0, 0] == 0
-    np.testing.assert_allclose(h.solver_phase.start_velocity, op.velocity)
+    # checks at 0..3: the best at 1, two worse, so the operator phase stops after 3 steps
+    assert op.iterations == 3 and op.checks[:, 0].tolist() == [0, 1, 2, 3]
+    ref = invert(_op(), SRC, obs, TRUE, iterations=1, lr=0.03)
+    np.testing.assert_allclose(h.solver_phase.start_velocity, ref.velocity, rtol=1e-6)
+    assert op.misfit[-1] == pytest.approx(ref.model_misfit, rel=1e-6)  # the model in hand
+    assert h.summary()["switch_from_iteration"] == 1
+    assert h.summary()["stopped_reason"] == "completed"  # a check stop is a switch, not a failure
     assert h.solver_phase.checks is None  # the solver is not checked
+    # the discarded operator iterate (step 2) is never credited by time_to_misfit
+    assert h.time_to_misfit(float(h.misfit[2])) != pytest.approx(float(h.time_s[2]))
+
+
+def test_solver_check_sees_the_inversions_noise(obs):
+    from seisfno.inversion import add_noise
+
+    fd = SolverForward(TINY, **CHEAP)
+    chk = SolverCheck(fd, SRC, obs, n_sources=3, noise_snr_db=10.0, noise_seed=3)
+    torch.testing.assert_close(chk.observed, add_noise(obs.float(), 10.0, 3)[chk.indices])
+
+
+def test_time_limit_bounds_all_stages_together(obs):
+    r = multiscale(_op(), SRC, obs, TRUE, stages=[(0.7, 5), (None, 5)], lr=0.03,
+                   time_limit_s=1e-9)
+    assert r.iterations == 1 and r.options["stages"] == [[0.7, 1]]
+    assert r.stopped_reason.startswith("time limit")

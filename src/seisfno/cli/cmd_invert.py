@@ -216,7 +216,8 @@ def invert(
                            check_patience=check_patience)
         else:
             if obs is None:  # the check needs the observations before the run
-                obs, made_for_check = observe(v_true, src, p, device=device), True
+                obs = observe(v_true, src, p, device=device, batch_sources=batch_sources)
+                made_for_check = True
             opts.update(check=SolverCheck(solver, src, obs, n_sources=check_sources,
                                           receivers=receivers, noise_snr_db=noise_snr,
                                           noise_seed=noise_seed),

@@ -142,7 +142,8 @@ class OperatorForward:
     For a loaded :class:`~seisfno.operator.checkpoint.LoadedModel` (anything with ``net``,
     ``norm`` and ``preset``) the call is an FWI fast path: the constant input channels (source
     bumps, coordinates) are built once per source set and kept on the device, the network's
-    weights are frozen (``requires_grad`` off: FWI needs the gradient in the velocity only), and
+    weights are frozen (``requires_grad`` off on the model's own parameters, for good: FWI needs
+    the gradient in the velocity only; reload the model to train it further), and
     nothing is copied to the host, so a GPU iteration is not stalled by synchronizations. The
     velocity is not re-validated on every call: :func:`~.fwi.invert` validates the start model and
     clamps every iterate into :attr:`velocity_range_mps`. Other models (anything with
@@ -177,6 +178,8 @@ class OperatorForward:
         self.device = torch.device(device) if device is not None else _model_device(model)
         net = getattr(model, "net", None)
         self._fast = isinstance(net, torch.nn.Module) and hasattr(model, "norm")
+        if self._fast:
+            self.device = _model_device(net)  # where the weights are
         self._cache: tuple[bytes, torch.Tensor] | None = None
         self._graphs = False
         if self._fast:

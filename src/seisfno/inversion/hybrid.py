@@ -69,10 +69,19 @@ class HybridResult:
         return self.operator_phase.iterations + self.solver_phase.iterations
 
     def time_to_misfit(self, target: float) -> float | None:
-        """First cumulative time (s) at which the misfit is at most ``target`` (``None``: never)."""
+        """First cumulative time (s) at which the misfit is at most ``target`` (``None``: never).
+
+        Only models the run kept count: when a check ended the operator phase at an earlier
+        model, its iterates after that model are not credited.
+        """
         if self.misfit is None:
             return None
-        hit = np.flatnonzero(self.misfit <= target)
+        in_hand = np.ones(len(self.misfit), dtype=bool)
+        op = self.operator_phase
+        kept = op.options.get("check_best_iteration")
+        if op.checks is not None and kept is not None and kept < op.iterations:
+            in_hand[kept + 1: op.iterations] = False  # the phase's last point is the kept model
+        hit = np.flatnonzero((self.misfit <= target) & in_hand)
         return float(self.time_s[hit[0]]) if hit.size else None
 
     def summary(self) -> dict:
@@ -92,6 +101,7 @@ class HybridResult:
             "total_s": float(self.time_s[-1] - self.time_s[0]),
             "data_loss": fd.summary()["data_loss"], "data_misfit": fd.data_misfit,
             "stopped_reason": (op.stopped_reason if op.stopped_reason != "completed"
+                               and not op.stopped_reason.startswith("check:")
                                else fd.stopped_reason),
             "observations": op.observations, "observation_s": op.observation_s,
         }
@@ -117,7 +127,7 @@ class SolverCheck:
     n_sources : int
         How many of them to simulate per check.
     receivers, noise_snr_db, noise_seed
-        As in :func:`~.fwi.invert` (noise is drawn for the subset with the same seed).
+        As in :func:`~.fwi.invert` (the check sees the same noisy data as the inversion).
     """
 
     def __init__(self, solver: ForwardModel, sources: np.ndarray, observed: torch.Tensor, *,
@@ -131,8 +141,9 @@ class SolverCheck:
         self.mask = receiver_mask(solver.preset.grid, receivers)
         dev = _device(solver)
         obs = torch.as_tensor(np.asarray(observed) if not torch.is_tensor(observed) else observed)
-        self.observed = add_noise(record(obs[idx].float().to(dev), self.mask), noise_snr_db,
-                                  noise_seed)
+        # The noise invert() adds to all the sources, then the subset (same values).
+        self.observed = add_noise(record(obs.float().to(dev), self.mask), noise_snr_db,
+                                  noise_seed)[idx]
 
     def __call__(self, velocity: torch.Tensor, lowpass_hz: float | None = None) -> float:
         dt = self.solver.preset.dt_out_s
@@ -203,9 +214,14 @@ def hybrid(operator: ForwardModel, solver: ForwardModel, sources: np.ndarray | N
         return invert(fwd, src, observed, true_velocity, iterations=iterations,
                       batch_sources=batch_sources, **kw, **options)
 
-    r1 = phase(operator, operator_stages, operator_iterations, start=start, lr=lr, **op_check)
-    r2 = phase(solver, solver_stages, solver_iterations, start=r1.velocity, lr=solver_lr or lr,
-               time_offset_s=float(r1.time_s[-1]))
+    limit = options.pop("time_limit_s", None)  # for both phases together
+    r1 = phase(operator, operator_stages, operator_iterations, start=start, lr=lr,
+               time_limit_s=limit, **op_check)
+    t1 = float(r1.time_s[-1] - r1.time_s[0])
+    r2 = phase(solver, solver_stages,
+               0 if limit is not None and t1 >= limit else solver_iterations,
+               start=r1.velocity, lr=solver_lr or lr, time_offset_s=float(r1.time_s[-1]),
+               time_limit_s=None if limit is None else max(limit - t1, 1e-9))
     r1.observations = r2.observations = who
     r1.observation_s = obs_s
     misfit = None
