@@ -98,6 +98,7 @@ def main() -> None:
         invert,
         multiscale,
         observe,
+        parse_stages,
     )
     from seisfno.operator import fit, load_model
     from seisfno.operator.checkpoint import save_model
@@ -260,9 +261,9 @@ def main() -> None:
                    time_limit_s=max(5.0, left() - 150))
         return _record("operator", r)
 
-    op_stages = _stages(a.operator_stages)
-    fd_stages = _stages(a.solver_stages)
-    hy_stages = _stages(a.hybrid_operator_stages)
+    op_stages = parse_stages(a.operator_stages)
+    fd_stages = parse_stages(a.solver_stages) if a.solver_stages else []
+    hy_stages = parse_stages(a.hybrid_operator_stages)
     if a.smoke:
         op_stages = [(f, min(n, 4)) for f, n in op_stages]
         hy_stages = [(f, min(n, 4)) for f, n in hy_stages]
@@ -387,15 +388,6 @@ def _table(res: dict) -> None:
     w = max(len(r[0]) for r in rows)
     for k, v in rows:
         print(f"{k:<{w}}  {v}")
-
-
-def _stages(spec: str) -> list[tuple[float | None, int]]:
-    """``"3:100,full:100"`` -> ``[(3.0, 100), (None, 100)]``."""
-    out = []
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        f, n = part.split(":")
-        out.append((None if f == "full" else float(f), int(n)))
-    return out
 
 
 def _split(path: Path, size: int) -> None:

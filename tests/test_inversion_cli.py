@@ -132,7 +132,7 @@ def test_cli_frequency_continuation(tmp_path, capsys):
                          "--lowpass-hz", 0.7, "--iterations", 1, "--out", tmp_path / "lp")
     assert code == 0, err
     assert json.loads(out)["lowpass_hz"] == 0.7
-    for args, msg in ((("--stages", "3:x"), "bad --stages entry"),
+    for args, msg in ((("--stages", "3:x"), "bad stage '3:x' in"),
                       (("--stages", "full:2", "--iterations", 5), "give one of them"),
                       (("--stages", "1:2", "--lowpass-hz", 1), "not both"),
                       (("--stages", "1:2", "--hybrid-switch", 3), "must total 3")):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -11,10 +13,11 @@ from seisfno.inversion import (
     add_noise,
     benchmark_model,
     default_sources,
+    observe,
     receiver_mask,
     record,
 )
-from seisfno.physics import AcousticSolver, get_preset
+from seisfno.physics import AcousticSolver, get_preset, square_anomaly
 
 torch.set_num_threads(1)
 
@@ -27,6 +30,17 @@ CHEAP = dict(refine=1, sponge_wavelengths=0.75, min_sponge_cells=8)
 def tiny_obs_solver(true=None) -> AcousticSolver:
     lo, hi = TINY.velocity.clip_mps
     return AcousticSolver.from_preset(TINY, velocity_range_mps=(lo, hi), **CHEAP)
+
+
+#: The true model and the 6 sources of the inversion tests.
+TRUE = square_anomaly(TINY.grid, size_m=1250.0)
+SRC = default_sources(TINY.grid, 6)
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_observations() -> torch.Tensor:
+    """Observations of ``TRUE`` from ``SRC`` (made once; callers must not modify them)."""
+    return observe(TRUE, SRC, TINY, solver=tiny_obs_solver())
 
 
 class StandInOperator:

@@ -5,14 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_inversion_common import CHEAP, TINY, tiny_obs_solver
+from test_inversion_common import CHEAP, SRC, TINY, TRUE, tiny_obs_solver, tiny_observations
 
 from seisfno import SeisfnoError
-from seisfno.inversion import SolverForward, default_sources, invert, observe
-from seisfno.physics import square_anomaly
-
-TRUE = square_anomaly(TINY.grid, size_m=1250.0)
-SRC = default_sources(TINY.grid, 6)
+from seisfno.inversion import SolverForward, invert, observe
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +18,7 @@ def fwd():
 
 @pytest.fixture(scope="module")
 def observed():
-    return observe(TRUE, SRC, TINY, solver=tiny_obs_solver())
+    return tiny_observations()
 
 
 @pytest.fixture(scope="module")

@@ -58,26 +58,27 @@ def test_bad_frequency(bad):
 
 
 # --- frequency continuation in FWI ---------------------------------------------------------
-from test_inversion_common import CHEAP, TINY, StandInOperator, tiny_obs_solver  # noqa: E402
+from test_inversion_common import (  # noqa: E402
+    CHEAP,
+    SRC,
+    TINY,
+    TRUE,
+    StandInOperator,
+    tiny_observations,
+)
 
 from seisfno.inversion import (  # noqa: E402
     OperatorForward,
     SolverForward,
-    default_sources,
     hybrid,
     invert,
     multiscale,
-    observe,
 )
-from seisfno.physics import square_anomaly  # noqa: E402
-
-TRUE = square_anomaly(TINY.grid, size_m=1250.0)
-SRC = default_sources(TINY.grid, 6)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def obs():
-    return observe(TRUE, SRC, TINY, solver=tiny_obs_solver())
+    return tiny_observations()
 
 
 def test_lowpass_fwi_compares_filtered_data(obs):

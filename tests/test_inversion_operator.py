@@ -6,22 +6,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_inversion_common import CHEAP, TINY, StandInOperator, tiny_obs_solver
+from test_inversion_common import (
+    CHEAP,
+    SRC,
+    TINY,
+    TRUE,
+    StandInOperator,
+    tiny_obs_solver,
+    tiny_observations,
+)
 
 from seisfno import SeisfnoError
 from seisfno.inversion import (
     OperatorForward,
     SolverForward,
-    default_sources,
     hybrid,
     invert,
     make_forward,
-    observe,
 )
-from seisfno.physics import square_anomaly
-
-TRUE = square_anomaly(TINY.grid, size_m=1250.0)
-SRC = default_sources(TINY.grid, 6)
 
 
 def test_operator_path_and_no_inverse_crime(monkeypatch):
@@ -47,7 +49,7 @@ def test_operator_path_and_no_inverse_crime(monkeypatch):
 
 def test_nan_stops_cleanly_keeping_the_best_model():
     fwd = OperatorForward(StandInOperator(nan_after=3), name="fno:nan")
-    obs = observe(TRUE, SRC, TINY, solver=tiny_obs_solver())
+    obs = tiny_observations()
     r = invert(fwd, SRC, obs, TRUE, iterations=10, lr=0.03)
     assert "non-finite" in r.stopped_reason and r.iterations == 3
     assert np.isfinite(r.velocity).all()
@@ -85,7 +87,7 @@ def test_real_operator_checkpoint_integrates(tmp_path):
     _save_tiny_fno(tmp_path / "run", TINY)
     fwd = make_forward(f"fno:{tmp_path / 'run'}")
     assert fwd.name.startswith("fno:") and fwd.preset.grid == TINY.grid
-    obs = observe(TRUE, SRC, TINY, solver=tiny_obs_solver())
+    obs = tiny_observations()
     r = invert(fwd, SRC, obs, TRUE, iterations=2, lr=0.01)
     assert r.iterations == 2 and np.isfinite(r.loss).all()
     assert not np.array_equal(r.velocity, r.start_velocity)  # gradients reached the model
@@ -139,7 +141,7 @@ def test_compiled_operator_matches_eager(tmp_path):
 
 def test_time_limit_stops_cleanly():
     fwd = OperatorForward(StandInOperator(), name="fno:standin")
-    obs = observe(TRUE, SRC, TINY, solver=tiny_obs_solver())
+    obs = tiny_observations()
     r = invert(fwd, SRC, obs, TRUE, iterations=50, lr=0.03, time_limit_s=1e-9)
     assert r.iterations == 1 and r.stopped_reason.startswith("time limit")
     assert len(r.misfit) == 2 and r.model_misfit == pytest.approx(r.misfit[1])

@@ -15,24 +15,6 @@ from ._app import app
 from ._common import emit_json, set_threads
 
 
-def parse_stages(spec: str) -> list[tuple[float | None, int]]:
-    """``"3:100,full:100"`` -> ``[(3.0, 100), (None, 100)]`` (clear errors for bad specs)."""
-    out = []
-    for part in (p.strip() for p in spec.split(",")):
-        f, sep, n = part.partition(":")
-        try:
-            hz = None if f.strip().lower() == "full" else float(f)
-            its = int(n)
-        except ValueError:
-            hz = its = None
-        if not sep or its is None or its < 1 or (hz is not None and not hz > 0):
-            raise SeisfnoError(f"bad --stages entry {part!r}: use HZ:ITERATIONS or "
-                               f"full:ITERATIONS with HZ > 0 and ITERATIONS >= 1, e.g. "
-                               f"3:100,full:100")
-        out.append((hz, its))
-    return out
-
-
 def _load_observed(path: Path):
     """``wavefield (S, nt, nz, nx)``, ``source_xz_m (S, 2)`` and the optional preset dict."""
     from ..physics import Preset
@@ -126,6 +108,7 @@ def invert(
         make_forward,
         multiscale,
         observe,
+        parse_stages,
     )
     from ..inversion import (
         invert as run_invert,
@@ -232,13 +215,10 @@ def invert(
         curves = {"hybrid": {"misfit": res.misfit, "time_s": res.time_s,
                              "loss": np.concatenate([res.operator_phase.loss,
                                                      res.solver_phase.loss])}}
-    elif schedule is not None:
-        res = multiscale(fwd, src, obs, v_true, stages=schedule, lr=lr, **opts)
-        final, start, best = res.velocity, res.start_velocity, res.best_velocity
-        summary = res.summary()
-        curves = {fwd.name: {"misfit": res.misfit, "time_s": res.time_s, "loss": res.loss}}
     else:
-        res = run_invert(fwd, src, obs, v_true, iterations=iterations, lr=lr, **opts)
+        res = (multiscale(fwd, src, obs, v_true, stages=schedule, lr=lr, **opts)
+               if schedule is not None
+               else run_invert(fwd, src, obs, v_true, iterations=iterations, lr=lr, **opts))
         final, start, best = res.velocity, res.start_velocity, res.best_velocity
         summary = res.summary()
         curves = {fwd.name: {"misfit": res.misfit, "time_s": res.time_s, "loss": res.loss}}

@@ -25,6 +25,7 @@ from .fwi import (
     multiscale,
     observation_solver,
     observe,
+    parse_stages,
 )
 from .hybrid import HybridResult, SolverCheck, hybrid
 from .models import BENCHMARK_MODELS, BENCHMARK_SEED, benchmark_model
@@ -36,5 +37,5 @@ __all__ = [
     "check_same_setup", "default_sources", "gaussian_smooth", "hybrid", "inversion_range",
     "invert", "laplacian_penalty", "lowpass", "make_forward", "model_misfit", "multiscale",
     "observation_solver",
-    "observe", "receiver_mask", "record",
+    "observe", "parse_stages", "receiver_mask", "record",
 ]

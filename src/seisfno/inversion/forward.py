@@ -161,6 +161,7 @@ class OperatorForward:
         Iterates are clamped into this range (default: the preset's clip range widened by 10 %;
         the operator is only trustworthy near its training distribution).
     device : str, optional
+        Where to run (a loaded operator runs where its weights are).
     compile : bool
         ``torch.compile`` the network (fast path only); on CUDA with CUDA graphs
         (``mode="reduce-overhead"``), which removes the per-kernel launch cost that dominates a

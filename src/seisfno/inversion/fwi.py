@@ -490,6 +490,29 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
         checks=np.asarray(checks, dtype=np.float64) if checks else None)
 
 
+def parse_stages(spec: str) -> list[tuple[float | None, int]]:
+    """``"3:100,full:100"`` -> ``[(3.0, 100), (None, 100)]``: a schedule for :func:`multiscale`."""
+    out = []
+    for part in (p.strip() for p in spec.split(",")):
+        f, sep, n = part.partition(":")
+        try:
+            hz = None if f.strip().lower() == "full" else float(f)
+            its = int(n)
+        except ValueError:
+            hz = its = None
+        if not sep or its is None or its < 1 or (hz is not None and not hz > 0):
+            raise SeisfnoError(f"bad stage {part!r} in {spec!r}: use HZ:ITERATIONS or "
+                               f"full:ITERATIONS with HZ > 0 and ITERATIONS >= 1, e.g. "
+                               f"3:100,full:100")
+        out.append((hz, its))
+    return out
+
+
+def _ended_normally(reason: str) -> bool:
+    """A run that completed, or that its check stopped (a normal end for a stage or a phase)."""
+    return reason == "completed" or reason.startswith("check:")
+
+
 def multiscale(forward: ForwardModel, sources: np.ndarray | None = None,
                observed: np.ndarray | torch.Tensor | None = None,
                true_velocity: np.ndarray | torch.Tensor | None = None, *,
@@ -537,18 +560,19 @@ def multiscale(forward: ForwardModel, sources: np.ndarray | None = None,
                    **options)
         parts.append(r)
         t = float(r.time_s[-1])
-        if r.stopped_reason != "completed" and not r.stopped_reason.startswith(
-                ("check:", "time limit")):
+        if not (_ended_normally(r.stopped_reason) or r.stopped_reason.startswith("time limit")):
             break
     last = parts[-1]
-    reason = next((p.stopped_reason for p in parts if p.stopped_reason != "completed"
-                   and not p.stopped_reason.startswith("check:")), "completed")
+    reason = next((p.stopped_reason for p in parts if not _ended_normally(p.stopped_reason)),
+                  "completed")
     if reason == "completed" and len(parts) < len(stages):
         reason = (f"time limit of {limit:g} s reached; {len(stages) - len(parts)} stage(s) "
                   f"not run")
-    offset = sum(p.iterations for p in parts[:-1])
+    starts = np.cumsum([0] + [p.iterations for p in parts])  # each stage's first iteration
+    offset, done = int(starts[-2]), int(starts[-1])
     durations = np.concatenate([np.diff(p.time_s) for p in parts])
-    done = int(sum(p.iterations for p in parts))
+    checks = [p.checks + [k0, 0.0] for p, k0 in zip(parts, starts, strict=False)
+              if p.checks is not None]
     misfit = None
     if last.misfit is not None:
         misfit = np.concatenate([parts[0].misfit[:1]] + [p.misfit[1:] for p in parts])
@@ -569,7 +593,4 @@ def multiscale(forward: ForwardModel, sources: np.ndarray | None = None,
                  "stage_stops": [p.stopped_reason for p in parts],
                  "check_best_iteration": (None if last.options.get("check_best_iteration") is None
                                           else offset + last.options["check_best_iteration"])},
-        checks=(None if all(p.checks is None for p in parts) else np.concatenate(
-            [p.checks + [k0, 0.0] for p, k0 in zip(
-                parts, np.cumsum([0] + [p.iterations for p in parts[:-1]]), strict=True)
-             if p.checks is not None])))
+        checks=np.concatenate(checks) if checks else None)

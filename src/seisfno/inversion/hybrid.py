@@ -21,6 +21,7 @@ from .forward import ForwardModel, check_same_setup
 from .fwi import (
     InversionResult,
     _device,
+    _ended_normally,
     _sync,
     check_sources,
     invert,
@@ -100,9 +101,8 @@ class HybridResult:
             "solver_seconds_per_iteration": fd.seconds_per_iteration,
             "total_s": float(self.time_s[-1] - self.time_s[0]),
             "data_loss": fd.summary()["data_loss"], "data_misfit": fd.data_misfit,
-            "stopped_reason": (op.stopped_reason if op.stopped_reason != "completed"
-                               and not op.stopped_reason.startswith("check:")
-                               else fd.stopped_reason),
+            "stopped_reason": (fd.stopped_reason if _ended_normally(op.stopped_reason)
+                               else op.stopped_reason),
             "observations": op.observations, "observation_s": op.observation_s,
         }
 
@@ -112,8 +112,8 @@ class SolverCheck:
 
     ``check(velocity (nz, nx) m/s, lowpass_hz) -> sum((d_pred - d_obs)**2) / sum(d_obs**2)``
     over ``n_sources`` of the survey's sources (spread over the list), recorded and low-passed
-    as the inversion records them. One call is one batched solver run without a gradient (on
-    one H200, about a third of a solver FWI iteration for 4 sources of 20). Passed as
+    as the inversion records them. One call is one batched solver run without a gradient.
+    Passed as
     ``invert(..., check=)`` it stops an operator's iterations when the true physics stops
     agreeing (see :func:`~.fwi.invert`).
 
