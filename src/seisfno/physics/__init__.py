@@ -7,6 +7,7 @@ from .grid import Grid
 from .plan import Plan, make_plan
 from .presets import PRESETS, Preset, VonKarmanParams, get_preset
 from .solver import AcousticSolver, Backend, TorchBackend, get_backend, simulate
+from .symmetry import D4, check_square, transform_field, transform_sources
 from .velocity import (
     blocky,
     homogeneous,
@@ -22,8 +23,8 @@ from .velocity import (
 from .wavelets import ricker, ricker_second_derivative
 
 __all__ = [
-    "PRESETS", "AcousticSolver", "Backend", "Grid", "Plan", "Preset", "TorchBackend",
-    "VonKarmanParams", "blocky", "get_backend", "get_preset", "homogeneous", "layered",
+    "D4", "PRESETS", "AcousticSolver", "Backend", "Grid", "Plan", "Preset", "TorchBackend",
+    "VonKarmanParams", "blocky", "check_square", "get_backend", "get_preset", "homogeneous", "layered",
     "load_velocity", "make_plan", "resample", "ricker", "ricker_second_derivative", "sample_rng",
-    "simulate", "square_anomaly", "validate_velocity", "von_karman", "von_karman_covariance",
+    "simulate", "square_anomaly", "transform_field", "transform_sources", "validate_velocity", "von_karman", "von_karman_covariance",
 ]
