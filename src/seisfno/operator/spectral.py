@@ -12,6 +12,9 @@ same weights: the layer is resolution-independent.
 
 from __future__ import annotations
 
+import functools
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -63,6 +66,14 @@ class SpectralConv2d(nn.Module):
         self.modes1, self.modes2 = modes1, modes2
         self.weight = _init_weight(in_channels, out_channels, 2 * modes1 - 1, modes2)
 
+    #: How the layer is computed; all give the same result to round-off:
+    #:
+    #: - ``"matmul"`` (channels-first only, the default there): the kept Fourier modes by
+    #:   truncated DFT matrices, every step a real matmul (:func:`_spectral_matmul`);
+    #: - ``"fft"``: FFTs, and one real batched matmul for the channel mix (:func:`_mix_real`);
+    #: - ``"einsum"``: FFTs and a complex ``einsum`` (earlier releases; the tests' reference).
+    impl: str = "matmul"
+
     def forward(self, x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
         """``(B, cin, n1, n2) -> (B, cout, n1, n2)``; with ``channels_last``, ``(B, n1, n2, c)``."""
         d1, d2 = (1, 2) if channels_last else (-2, -1)
@@ -71,21 +82,125 @@ class SpectralConv2d(nn.Module):
         if n2 < 2 * m2 - 1:
             _band(n2, m2)  # raises
         lo, hi = _band(n1, m1)
+        if self.impl == "matmul" and not channels_last:
+            with torch.autocast(x.device.type, enabled=False):
+                return _spectral_matmul(_fft_dtype(x), self.weight, m1, m2)
         # Index the two frequency axes the same way in both layouts.
         at = (lambda i, j: (slice(None), i, j)) if channels_last else (lambda i, j: (..., i, j))
         with torch.autocast(x.device.type, enabled=False):
-            xf = torch.fft.rfft2(_fft_dtype(x), dim=(d1, d2))
-            low = torch.cat([xf[at(lo, slice(0, m2))], xf[at(hi, slice(0, m2))]], dim=d1)
-            w = self.weight.to(low.dtype)
-            if channels_last:
-                y = torch.einsum("bxyi,ioxy->bxyo", low, w)
-                out = xf.new_zeros(x.shape[0], n1, n2 // 2 + 1, self.out_channels)
+            # rfft2 as two 1-D passes, the second only on the m2 kept columns (and the same
+            # for the inverse: irfft zero-pads the columns): less FFT work and smaller copies.
+            xf = torch.fft.fft(torch.fft.rfft(_fft_dtype(x), dim=d2).narrow(d2, 0, m2), dim=d1)
+            low = torch.cat([xf[at(lo, slice(None))], xf[at(hi, slice(None))]], dim=d1)
+            if self.impl != "einsum":
+                y = _mix_real(low, self.weight, channels_last)
+            elif channels_last:
+                y = torch.einsum("bxyi,ioxy->bxyo", low, self.weight.to(low.dtype))
             else:
-                y = torch.einsum("bixy,ioxy->boxy", low, w)
-                out = xf.new_zeros(x.shape[0], self.out_channels, n1, n2 // 2 + 1)
-            out[at(lo, slice(0, m2))] = y[at(slice(0, m1), slice(None))]
-            out[at(hi, slice(0, m2))] = y[at(slice(m1, None), slice(None))]
-            return torch.fft.irfft2(out, s=(n1, n2), dim=(d1, d2))
+                y = torch.einsum("bixy,ioxy->boxy", low, self.weight.to(low.dtype))
+            shape = ((x.shape[0], n1, m2, self.out_channels) if channels_last
+                     else (x.shape[0], self.out_channels, n1, m2))
+            out = xf.new_zeros(shape)
+            out[at(lo, slice(None))] = y[at(slice(0, m1), slice(None))]
+            out[at(hi, slice(None))] = y[at(slice(m1, None), slice(None))]
+            return torch.fft.irfft(torch.fft.ifft(out, dim=d1), n=n2, dim=d2)
+
+
+def _interleave(re: torch.Tensor, im: torch.Tensor, dim: int) -> torch.Tensor:
+    """Stack ``re`` and ``im`` so that they alternate along ``dim`` (re0, im0, re1, ...)."""
+    return torch.stack([re, im], dim=dim + 1).flatten(dim, dim + 1)
+
+
+@functools.lru_cache(maxsize=16)
+def _dft_matrices(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device: str
+                  ) -> tuple[torch.Tensor, ...]:
+    """Real matrices of the truncated 2-D DFT pair used by :func:`_spectral_matmul`.
+
+    Complex vectors are real ones with real and imaginary parts interleaved; with ``c, s`` the
+    cosines and sines of the DFT angles:
+
+    - ``fz (2*k1, n1)``: the FFT along z of a real signal at the kept frequencies, rows
+      ``(c, -s)`` interleaved;
+    - ``ex (2*n2, 2*m2)``: the FFT along x of a complex signal given as ``[re | im]``, at
+      frequencies ``0..m2-1``, output interleaved;
+    - ``gz (2*n1, 2*k1)``: the inverse FFT along z (``1/n1``), interleaved in and out;
+    - ``hx (2*m2, n2)``: the inverse real FFT along x of ``[re | im]`` (``1/n2``, doubled for
+      ``k > 0``; the imaginary part at ``k = 0`` is ignored, as ``irfft`` does).
+    """
+    f64 = torch.float64
+    kz = torch.cat([torch.arange(m1), torch.arange(n1 - m1 + 1, n1)]).to(f64)
+    az = 2 * math.pi / n1 * torch.outer(kz, torch.arange(n1, dtype=f64))  # (k1, n1)
+    ax = 2 * math.pi / n2 * torch.outer(torch.arange(m2, dtype=f64), torch.arange(n2, dtype=f64))
+    cz, sz, cx, sx = az.cos(), az.sin(), ax.cos().T, ax.sin().T  # (k1, n1), (n2, m2)
+    fz = _interleave(cz, -sz, 0)
+    ex = torch.cat([_interleave(cx, -sx, 1), _interleave(sx, cx, 1)], dim=0)
+    gz = _interleave(_interleave(cz.T, -sz.T, 1), _interleave(sz.T, cz.T, 1), 0) / n1
+    c = torch.full((m2, 1), 2.0, dtype=f64)
+    c[0] = 1.0
+    hx = torch.cat([c * cx.T, -c * sx.T], dim=0) / n2
+    return tuple(m.to(dtype=dtype, device=device).contiguous() for m in (fz, ex, gz, hx))
+
+
+def _bmm_left(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``a (m, k) @ x (B, k, n)`` as a bmm (``matmul`` would fold it into a transposed mm)."""
+    return torch.bmm(a.expand(x.shape[0], *a.shape), x)
+
+
+def _spectral_matmul(x: torch.Tensor, weight: torch.Tensor, m1: int, m2: int) -> torch.Tensor:
+    """The spectral convolution of channels-first ``x (B, cin, n1, n2)`` by real matmuls only.
+
+    Why: only ``(2*m1-1) x m2`` of the ``n1 x (n2/2+1)`` Fourier coefficients are kept, so the
+    truncated DFT as dense matrices costs a few times an FFT's flops but runs as a few large
+    MKL GEMMs, with none of the FFT's layout copies, zero-filled spectra or scatter; complex
+    numbers are interleaved real pairs, so every step is one matmul on a view of the last
+    (measured in ``benchmarks/operator_cpu.py``). Equal to the FFT path to round-off (tested).
+    """
+    b, cin, n1, n2 = x.shape
+    cout, k1 = weight.shape[1], 2 * m1 - 1
+    fz, ex, gz, hx = _dft_matrices(n1, n2, m1, m2, x.dtype, str(x.device))
+    p = _bmm_left(fz, x.reshape(b * cin, n1, n2))  # (B*cin, 2*k1, n2), rows (k, re/im)
+    low = p.view(-1, 2 * n2) @ ex  # (B*cin*k1, 2*m2): per z-mode [re | im] -> (x-mode, re/im)
+    low = low.view(b, cin, k1, m2, 2).permute(2, 3, 0, 1, 4).reshape(k1 * m2, b, 2 * cin)
+    y = torch.bmm(low, _real_weight(weight, x.dtype)).view(k1, m2, b, cout, 2)
+    y = y.permute(2, 3, 0, 4, 1).reshape(b * cout, 2 * k1, m2)  # rows (z-mode, re/im)
+    z = _bmm_left(gz, y)  # (B*cout, 2*n1, m2): rows (node, re/im)
+    return (z.view(-1, 2 * m2) @ hx).view(b, cout, n1, n2)
+
+
+def _real_weight(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Complex weights ``(cin, cout, k1, k2)`` as real blocks ``(k1*k2, 2*cin, 2*cout)``.
+
+    Rows and columns interleave real and imaginary parts (``2*i`` real, ``2*i+1`` imaginary),
+    as ``view_as_real`` lays out a complex vector, so ``[xr, xi] @ [[wr, wi], [-wi, wr]]`` is
+    ``[Re(x w), Im(x w)]``.
+    """
+    cin, cout = weight.shape[:2]
+    w = weight.permute(2, 3, 0, 1).reshape(-1, cin, cout)
+    wr, wi = w.real.to(dtype), w.imag.to(dtype)
+    blocks = torch.stack([torch.stack([wr, wi], dim=-1), torch.stack([-wi, wr], dim=-1)], dim=2)
+    return blocks.reshape(w.shape[0], 2 * cin, 2 * cout)
+
+
+def _mix_real(low: torch.Tensor, weight: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """``einsum("bixy,ioxy->boxy", low, weight)`` (or its channels-last form) as one real bmm.
+
+    Why not ``einsum`` on complex tensors: on CPU it becomes a complex batched matmul over the
+    modes that PyTorch runs with one small copy per mode (thousands of ``copy_`` and ``select``
+    calls per FWI iteration, forward and backward). Stacking real and imaginary parts makes it
+    one real ``bmm`` (MKL's batched sgemm) over the ``k1*k2`` modes, and its backward two more.
+    Same weights, same result to round-off (tested against ``einsum``). Returns a complex view
+    in the layout of ``low``.
+    """
+    cout = weight.shape[1]
+    xr = torch.view_as_real(low)
+    if channels_last:  # (B, k1, k2, cin, 2)
+        b, k1, k2, cin = low.shape
+        xr = xr.reshape(b, k1 * k2, 2 * cin).transpose(0, 1)
+    else:  # (B, cin, k1, k2, 2)
+        b, cin, k1, k2 = low.shape
+        xr = xr.permute(2, 3, 0, 1, 4).reshape(k1 * k2, b, 2 * cin)
+    y = torch.bmm(xr, _real_weight(weight, xr.dtype)).view(k1, k2, b, cout, 2)
+    return torch.view_as_complex(y.permute((2, 0, 1, 3, 4) if channels_last else (2, 3, 0, 1, 4)))
 
 
 class SpectralConv3d(nn.Module):
@@ -136,11 +251,15 @@ class Pointwise(nn.Linear):
         if channels_last:
             return F.linear(x, self.weight.to(x.dtype),
                             None if self.bias is None else self.bias.to(x.dtype))
+        # An explicit bmm with the weight expanded over the batch: ``matmul`` folds a 2-D @ 3-D
+        # product into one transposed mm, whose transposed output made every following op
+        # (GELU and its backward above all) run on strided memory, several times slower.
         b, spatial = x.shape[0], x.shape[2:]
-        y = torch.matmul(self.weight.to(x.dtype), x.reshape(b, x.shape[1], -1))
+        w = self.weight.to(x.dtype)
+        y = torch.bmm(w.expand(b, *w.shape), x.reshape(b, x.shape[1], -1))
         if self.bias is not None:
             y = y + self.bias.to(x.dtype)[:, None]
-        return y.reshape(b, -1, *spatial)
+        return y.view(b, -1, *spatial)
 
 
 def lowpass(x: torch.Tensor, modes: int, ndim: int = 2) -> torch.Tensor:

@@ -1,0 +1,167 @@
+"""CPU speed of the neural operator: FWI iteration and training step, code variants side by side.
+
+Usage::
+
+    python benchmarks/operator_cpu.py [--threads 1 2] [--repeat 5] [--variants ...]
+
+It prints the machine (CPU model, AVX2 / AVX-512 flags, torch's build and the kernel level it
+runs: ``ATEN_CPU_CAPABILITY=avx2`` emulates an AVX2-only CPU on an AVX-512 one) and a Markdown
+table per thread count:
+
+- ``fwi``: one operator FWI iteration with the shipped ``quick`` model, 20 sources, forward and
+  backward to the velocity (what ``seisfno invert --forward fno:quick`` runs each iteration);
+- ``train quick bN`` / ``train paper bN``: one training step (forward, backward, AdamW) of the
+  ``quick`` (width 32, 16 modes, 50 outputs) and the shipped ``paper`` (width 32, 24 modes,
+  100 outputs) architectures at batch N, reported as samples/s.
+
+Variants: ``matmul-cf`` (the default since issue 12: channels-first, the kept Fourier modes by
+truncated DFT matrices, every step a real matmul), ``fft-cf`` and ``fft-cl`` (FFTs with a real
+batched matmul for the channel mix, channels-first or channels-last), and ``legacy`` (the code
+before issue 12, kept in this file: FFTs, a complex einsum, channels-last). Each case runs every
+variant in turn, ``--repeat`` times, and keeps each one's fastest: compare the ratio column,
+which is robust to the load of a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import time
+import types
+
+import torch
+
+from seisfno.inversion import OperatorForward, default_sources
+from seisfno.operator import build_model, load_model
+from seisfno.operator.spectral import SpectralConv2d
+
+VARIANTS = {"matmul-cf": ("matmul", False), "fft-cf": ("fft", False),
+            "fft-cl": ("fft", True), "legacy": ("legacy", True)}
+BASELINE = "legacy"
+
+
+def _legacy_forward(self, x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """``SpectralConv2d.forward`` before issue 12 (commit 858220f), for the baseline."""
+    d1, d2 = (1, 2) if channels_last else (-2, -1)
+    n1, n2 = x.shape[d1], x.shape[d2]
+    m1, m2 = self.modes1, self.modes2
+    lo, hi = slice(0, m1), slice(n1 - m1 + 1, n1)
+    at = (lambda i, j: (slice(None), i, j)) if channels_last else (lambda i, j: (..., i, j))
+    xf = torch.fft.rfft2(x.float(), dim=(d1, d2))
+    low = torch.cat([xf[at(lo, slice(0, m2))], xf[at(hi, slice(0, m2))]], dim=d1)
+    w = self.weight.to(low.dtype)
+    if channels_last:
+        y = torch.einsum("bxyi,ioxy->bxyo", low, w)
+        out = xf.new_zeros(x.shape[0], n1, n2 // 2 + 1, self.out_channels)
+    else:
+        y = torch.einsum("bixy,ioxy->boxy", low, w)
+        out = xf.new_zeros(x.shape[0], self.out_channels, n1, n2 // 2 + 1)
+    out[at(lo, slice(0, m2))] = y[at(slice(0, m1), slice(None))]
+    out[at(hi, slice(0, m2))] = y[at(slice(m1, None), slice(None))]
+    return torch.fft.irfft2(out, s=(n1, n2), dim=(d1, d2))
+
+
+def machine() -> str:
+    model, flags = platform.processor() or "?", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    cfg = torch.__config__.show()
+    return (f"{model}, {simd} ({torch.get_num_threads()} threads max); torch {torch.__version__}, "
+            f"MKL {'yes' if torch.backends.mkl.is_available() else 'no'}, oneDNN "
+            f"{'yes' if torch.backends.mkldnn.is_available() else 'no'}, kernels "
+            f"{torch.backends.cpu.get_cpu_capability()}"
+            + (", built with MKL FFT" if "MKL" in cfg else ""))
+
+
+def set_variant(net: torch.nn.Module, name: str) -> None:
+    impl, cl = VARIANTS[name]
+    net.channels_last = cl
+    for m in net.modules():
+        if isinstance(m, SpectralConv2d):
+            if impl == "legacy":
+                m.forward = types.MethodType(_legacy_forward, m)
+            else:
+                m.__dict__.pop("forward", None)
+                m.impl = impl
+
+
+def best_time(fn, repeat: int) -> float:
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def fwi_case():
+    model = load_model("quick")
+    fwd = OperatorForward(model)
+    src = default_sources(model.preset.grid)
+    v = torch.full(model.preset.grid.shape, 3000.0, requires_grad=True)
+
+    def step():
+        u = fwd(v, src)
+        torch.autograd.grad(u.square().sum(), v)
+    return model.net, step, 1
+
+
+def train_case(preset: str, batch: int):
+    nt, modes = (50, 16) if preset == "quick" else (100, 24)
+    torch.manual_seed(0)
+    net = build_model("fno2d", nt_out=nt, width=32, modes=modes)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    x, y = torch.randn(batch, 4, 64, 64), torch.randn(batch, nt, 64, 64)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        p = net(x)
+        ((p - y).square().sum() / y.square().sum()).backward()
+        opt.step()
+    return net, step, batch
+
+
+CASES = {"fwi": fwi_case, "train quick b8": lambda: train_case("quick", 8),
+         "train quick b16": lambda: train_case("quick", 16),
+         "train paper b8": lambda: train_case("paper", 8),
+         "train paper b16": lambda: train_case("paper", 16)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    args = ap.parse_args()
+    print(f"{datetime.date.today()} - {machine()}\n")
+    variants = list(dict.fromkeys(args.variants + [BASELINE]))
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        print(f"threads {threads}\n\n| case | variant | s/step | samples/s | speed-up vs "
+              f"{BASELINE} |\n| --- | --- | --- | --- | --- |")
+        for case in args.cases:
+            net, step, n = CASES[case]()
+            times = {}
+            for _ in range(args.repeat):  # variants interleaved: the same load for each
+                for name in variants:
+                    set_variant(net, name)
+                    times[name] = min(times.get(name, float("inf")), best_time(step, 1))
+            for name in variants:
+                print(f"| {case} | {name} | {times[name]:.4f} | {n / times[name]:.1f} | "
+                      f"{times[BASELINE] / times[name]:.2f}x |")
+        print()
+
+
+if __name__ == "__main__":
+    main()
