@@ -38,7 +38,7 @@ def test_cli_inversion_writes_results(tmp_path, capsys):
     assert res["iterations"] == 3 and res["forward"] == "fd:torch"
     assert res["model_misfit"] < res["start_misfit"] and res["seconds_per_iteration"] > 0
     assert res["stopped_reason"] == "completed" and res["data_misfit"] > 0
-    for name in ("inverted.npy", "best.npy", "curves.csv", "result.json", "inversion.png",
+    for name in ("inverted.npy", "lowest_loss.npy", "curves.csv", "result.json", "inversion.png",
                  "misfit.png"):
         assert (tmp_path / name).is_file(), name
     assert np.load(tmp_path / "inverted.npy").shape == TINY.grid.shape
@@ -101,7 +101,7 @@ def test_cli_nan_stops_with_a_clear_message(tmp_path, capsys, monkeypatch):
                          "--iterations", 3, "--out", tmp_path)
     assert code == 2 and "non-finite" in err and "Traceback" not in err
     assert json.loads(out)["stopped_reason"].startswith("non-finite")
-    assert (tmp_path / "best.npy").is_file()
+    assert (tmp_path / "lowest_loss.npy").is_file()
 
 
 def test_cli_hybrid_with_a_saved_operator(tmp_path, capsys):
@@ -163,7 +163,7 @@ def test_cli_operator_refereed_by_the_solver(tmp_path, capsys):
                          "--out", tmp_path / "c")
     assert code == 0, err
     res = json.loads(out)
-    assert res["checks"] == 3 and res["observations"].startswith("solver (made before")
+    assert res["checks"] == 3 and res["observations"].startswith("solver:torch on a 2x finer")
     code, out, err = run(capsys, "--true-model", "square", "--forward", fno, "--sources", 4,
                          "--hybrid-switch", 2, "--iterations", 3, "--check-sources", 2,
                          "--check-every", 1, "--out", tmp_path / "h")
@@ -172,3 +172,50 @@ def test_cli_operator_refereed_by_the_solver(tmp_path, capsys):
     code, out, err = run(capsys, "--true-model", "square", "--check-sources", 2,
                          "--out", tmp_path / "bad")
     assert code == 2 and "referees an operator" in err
+
+
+def test_cli_check_stop_is_a_normal_end(tmp_path, capsys, monkeypatch):
+    """The referee stopping the operator is the check working: exit 0, not an error."""
+    from test_inversion_operator import _save_tiny_fno
+
+    from seisfno.inversion import SolverCheck
+
+    values = iter([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    monkeypatch.setattr(SolverCheck, "__call__", lambda self, v, f=None: next(values))
+    _save_tiny_fno(tmp_path / "run", TINY)
+    code, out, err = run(capsys, "--true-model", "square", "--forward", f"fno:{tmp_path / 'run'}",
+                         "--sources", 4, "--iterations", 5, "--check-sources", 2,
+                         "--check-every", 1, "--check-patience", 1, "--out", tmp_path / "c")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["stopped_reason"].startswith("check:") and res["iterations"] == 1
+    assert "error" not in err
+    assert json.loads((tmp_path / "c" / "result.json").read_text())["stopped_reason"] == \
+        res["stopped_reason"]
+
+
+def test_cli_shows_progress_on_a_terminal_and_is_quiet_otherwise(tmp_path, capsys, monkeypatch):
+    args = ("--true-model", "square", "--forward", "fd", "--preset", "tiny", "--sources", 4,
+            "--iterations", 3, "--lr", 0.03)
+    code, out, err = run(capsys, *args, "--out", tmp_path / "a")
+    assert code == 0 and err == ""  # not a terminal (tests, pipes): nothing
+    monkeypatch.setenv("SEISFNO_PROGRESS", "1")  # as on a terminal
+    code, out, err = run(capsys, *args, "--out", tmp_path / "b")
+    assert code == 0, err
+    assert "3/3" in err and "loss=" in err and "misfit=" in err
+    code, out, err = run(capsys, *args, "--quiet", "--log-every", 1, "--out", tmp_path / "c")
+    assert code == 0 and err == ""
+    assert json.loads(out)["iterations"] == 3
+
+
+def test_cli_names_the_lowest_loss_model_for_what_it_is(tmp_path, capsys):
+    code, out, err = run(capsys, "--true-model", "square", "--forward", "fd", "--preset", "tiny",
+                         "--sources", 4, "--iterations", 2, "--out", tmp_path)
+    assert code == 0, err
+    assert not (tmp_path / "best.npy").exists()
+    rec = json.loads((tmp_path / "result.json").read_text())
+    assert "not the result" in rec["files"]["lowest_loss.npy"]
+    assert "best_misfit" not in rec and "lowest_loss_iteration" in rec
+    # observations from a 2x finer true model and discretization (no inverse crime)
+    assert rec["observations"].startswith("solver:torch on a 2x finer grid (31 x 31 nodes)")
+    assert "given at that resolution" in rec["observations"]

@@ -96,33 +96,47 @@ def invert(
     device: str = typer.Option(None, help="cpu, cuda, ... (default cpu)."),
     threads: int = typer.Option(None, help="CPU threads."),
     log_every: int = typer.Option(0, help="Print progress to stderr every N iterations."),
+    progress: bool = typer.Option(True, help="Progress bar on stderr (on a terminal)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or log on stderr."),
 ) -> None:
-    """Full-waveform inversion (the paper's protocol by default), results in OUT."""
-    from ..inversion import (
-        SolverCheck,
-        SolverForward,
-        benchmark_model,
-        check_same_setup,
-        default_sources,
-        hybrid,
-        make_forward,
-        multiscale,
-        observe,
-        parse_stages,
-    )
-    from ..inversion import (
-        invert as run_invert,
-    )
-    from ..inversion.plots import plot_curves, plot_models
-    from ..physics import load_velocity
+    """Full-waveform inversion (the paper's protocol by default), results in OUT.
+
+    OUT holds ``inverted.npy`` (the result), ``lowest_loss.npy`` (the iterate with the lowest
+    loss of the forward model inverted: with an operator, the over-fitted one; not the
+    result), ``curves.csv``, ``result.json`` and figures.
+    """
+    from ..inversion import ProgressCallback, make_forward
 
     set_threads(threads)
-    if sum(x is not None for x in (true, true_model)) > 1:
-        raise SeisfnoError("give one true model: --true or --true-model")
-    if true is None and true_model is None and observed is None:
-        raise SeisfnoError("give --true V.npy, --true-model NAME or --observed OBS.npz")
-    if sources < 1:
-        raise SeisfnoError(f"--sources must be at least 1, got {sources}")
+    schedule, iterations = _schedule(stages, lowpass_hz, iterations, hybrid_switch)
+    bounds = _check_args(true, true_model, observed, sources, iterations, vmin, vmax, forward,
+                         hybrid_switch, check_sources, check_every, check_patience)
+    is_fno = forward.startswith("fno")
+    fwd = make_forward(forward, preset if (preset or is_fno) else "quick", device=device,
+                       velocity_range_mps=bounds)
+    obs, src, v_true = _inputs(fwd.preset, fwd.name, observed, true, true_model, sources)
+    opts = dict(receivers=receivers, noise_snr_db=noise_snr, noise_seed=noise_seed,
+                laplacian_weight=laplacian, smooth_grad_m=smooth_grad, bounds_mps=bounds,
+                batch_sources=batch_sources)
+    if lowpass_hz is not None:
+        opts["lowpass_hz"] = lowpass_hz
+    with ProgressCallback(iterations, progress=progress and not quiet,
+                          then=None if quiet else _logger(log_every)) as bar:
+        opts["callback"] = bar
+        res, files, summary, curves = _run(
+            fwd, src, obs, v_true, opts, schedule=schedule, iterations=iterations, lr=lr,
+            hybrid_switch=hybrid_switch, check_sources=check_sources, check_every=check_every,
+            check_patience=check_patience, device=device, bounds=bounds)
+    summary.update({"preset": fwd.preset.name, "n_sources": int(len(src)), "lr_kmps": lr,
+                    "stages": schedule, "lowpass_hz": lowpass_hz,
+                    "receivers": receivers, "noise_snr_db": noise_snr, "out": str(out)})
+    _save(out, fwd.preset, src, res, files, summary, curves, v_true)
+
+
+def _schedule(stages, lowpass_hz, iterations, hybrid_switch):
+    """``(stages or None, total iterations)`` from --stages, --iterations, --hybrid-switch."""
+    from ..inversion import parse_stages
+
     schedule = parse_stages(stages) if stages is not None else None
     if schedule is not None:
         if lowpass_hz is not None:
@@ -140,6 +154,18 @@ def invert(
         iterations = 1000
     if iterations < 1:
         raise SeisfnoError(f"--iterations must be at least 1, got {iterations}")
+    return schedule, iterations
+
+
+def _check_args(true, true_model, observed, sources, iterations, vmin, vmax, forward,
+                hybrid_switch, check_sources, check_every, check_patience):
+    """Raise on inconsistent options; return the velocity bounds (or ``None``)."""
+    if sum(x is not None for x in (true, true_model)) > 1:
+        raise SeisfnoError("give one true model: --true or --true-model")
+    if true is None and true_model is None and observed is None:
+        raise SeisfnoError("give --true V.npy, --true-model NAME or --observed OBS.npz")
+    if sources < 1:
+        raise SeisfnoError(f"--sources must be at least 1, got {sources}")
     bounds = None
     if vmin is not None or vmax is not None:
         if vmin is None or vmax is None:
@@ -156,9 +182,18 @@ def invert(
             raise SeisfnoError("--check-sources referees an operator: use --forward fno:MODEL")
         if check_sources < 1 or check_every < 1 or check_patience < 1:
             raise SeisfnoError("--check-sources, --check-every and --check-patience must be >= 1")
-    fwd = make_forward(forward, preset if (preset or is_fno) else "quick", device=device,
-                       velocity_range_mps=bounds)
-    p = fwd.preset
+    return bounds
+
+
+def _inputs(p, name, observed, true, true_model, sources):
+    """``(observations or None, sources (S, 2), true model or None)`` for preset ``p``.
+
+    A benchmark true model is made at 2x resolution (observations without inverse crime); a
+    ``--true`` file may be on the inversion grid or on a k-times finer one.
+    """
+    from ..inversion import benchmark_model, check_same_setup, default_sources
+    from ..inversion.fwi import OBSERVATION_REFINEMENT, refinement_of
+    from ..physics import load_velocity
 
     obs = v_true = None
     if observed is not None:
@@ -168,50 +203,57 @@ def invert(
         want = (p.nt_out, *p.grid.shape)
         if obs.shape[1:] != want:
             raise SeisfnoError(f"observations are on a (nt, nz, nx) = {obs.shape[1:]} grid but the "
-                               f"model ({fwd.name}, preset {p.name}) is on {want}")
+                               f"model ({name}, preset {p.name}) is on {want}")
     else:
         src = default_sources(p.grid, sources)
     if true is not None:
         v_true = load_velocity(true)
     elif true_model is not None:
-        v_true = benchmark_model(true_model, p)
-    if v_true is not None and v_true.shape != p.grid.shape:
+        v_true = benchmark_model(true_model, p, refine=OBSERVATION_REFINEMENT)
+    if v_true is not None and refinement_of(p.grid, v_true.shape) is None:
         raise SeisfnoError(f"the true model is {v_true.shape[0]} x {v_true.shape[1]} but the "
-                           f"preset {p.name!r} grid is {p.grid.nz} x {p.grid.nx} (nz x nx)")
+                           f"preset {p.name!r} grid is {p.grid.nz} x {p.grid.nx} (nz x nx; or a "
+                           f"k-times finer grid, (nz - 1) k + 1 x (nx - 1) k + 1)")
+    return obs, src, v_true
 
+
+def _logger(log_every: int):
     def log(k, loss, misfit):
         if log_every and (k + 1) % log_every == 0:
             m = "" if misfit is None else f" misfit {misfit:.5f}"
             print(f"iteration {k + 1}: loss {loss:.4g}{m}", file=sys.stderr, flush=True)
 
-    opts = dict(receivers=receivers, noise_snr_db=noise_snr, noise_seed=noise_seed,
-                laplacian_weight=laplacian, smooth_grad_m=smooth_grad, bounds_mps=bounds,
-                batch_sources=batch_sources, callback=log)
-    if lowpass_hz is not None:
-        opts["lowpass_hz"] = lowpass_hz
-    solver = None
+    return log
+
+
+def _run(fwd, src, obs, v_true, opts, *, schedule, iterations, lr, hybrid_switch,
+         check_sources, check_every, check_patience, device, bounds):
+    """Run the inversion: ``(result, {file: model}, summary, curves)``."""
+    from ..inversion import SolverCheck, SolverForward, hybrid, multiscale
+    from ..inversion import invert as run_invert
+    from ..inversion.fwi import _prepare_observed
+
+    p = fwd.preset
+    solver = checked = made = None
     if hybrid_switch is not None or check_sources is not None:
         solver = SolverForward(p, device=device, velocity_range_mps=bounds)
-    checked, made_for_check = {}, False
-    if check_sources is not None:
-        if hybrid_switch is not None:
-            checked = dict(solver_check_sources=check_sources, check_every=check_every,
-                           check_patience=check_patience)
-        else:
-            if obs is None:  # the check needs the observations before the run
-                obs = observe(v_true, src, p, device=device, batch_sources=batch_sources)
-                made_for_check = True
-            opts.update(check=SolverCheck(solver, src, obs, n_sources=check_sources,
-                                          receivers=receivers, noise_snr_db=noise_snr,
-                                          noise_seed=noise_seed),
-                        check_every=check_every, check_patience=check_patience)
+    if check_sources is not None and hybrid_switch is not None:
+        checked = dict(solver_check_sources=check_sources, check_every=check_every,
+                       check_patience=check_patience)
+    elif check_sources is not None:
+        if obs is None:  # the check needs the observations before the run
+            obs, *made = _prepare_observed(fwd, src, None, v_true, None, opts["batch_sources"])
+        opts.update(check=SolverCheck(solver, src, obs, n_sources=check_sources,
+                                      receivers=opts["receivers"],
+                                      noise_snr_db=opts["noise_snr_db"],
+                                      noise_seed=opts["noise_seed"]),
+                    check_every=check_every, check_patience=check_patience)
     if hybrid_switch is not None:
         res = hybrid(fwd, solver, src, obs, v_true, operator_iterations=hybrid_switch,
                      solver_iterations=iterations - hybrid_switch, lr=lr,
-                     operator_stages=schedule, **checked, **opts)
-        final, start = res.velocity, res.operator_phase.start_velocity
-        best = res.solver_phase.best_velocity
-        summary = res.summary()
+                     operator_stages=schedule, **(checked or {}), **opts)
+        files = {"inverted.npy": res.velocity, "lowest_loss.npy": res.solver_phase.best_velocity,
+                 "start": res.operator_phase.start_velocity}
         curves = {"hybrid": {"misfit": res.misfit, "time_s": res.time_s,
                              "loss": np.concatenate([res.operator_phase.loss,
                                                      res.solver_phase.loss])}}
@@ -219,26 +261,40 @@ def invert(
         res = (multiscale(fwd, src, obs, v_true, stages=schedule, lr=lr, **opts)
                if schedule is not None
                else run_invert(fwd, src, obs, v_true, iterations=iterations, lr=lr, **opts))
-        final, start, best = res.velocity, res.start_velocity, res.best_velocity
-        summary = res.summary()
+        files = {"inverted.npy": res.velocity, "lowest_loss.npy": res.best_velocity,
+                 "start": res.start_velocity}
         curves = {fwd.name: {"misfit": res.misfit, "time_s": res.time_s, "loss": res.loss}}
+    summary = res.summary()
+    if made:
+        summary["observations"], summary["observation_s"] = made
+    return res, files, summary, curves
 
-    if made_for_check:
-        summary["observations"] = "solver (made before the run, for --check-sources)"
+
+#: What each saved model is (written into result.json).
+FILES = {"inverted.npy": "the result: the final model (with a check, the best-checked one)",
+         "lowest_loss.npy": "the iterate with the lowest data loss of the forward model being "
+                            "inverted (with an operator: fits its own errors, over-fitted); "
+                            "not the result"}
+
+
+def _save(out, p, src, res, files, summary, curves, v_true):
+    """Models, curves, figures and ``result.json`` in ``out``; exit status 2 on a failure."""
+    from ..inversion.fwi import _ended_normally, true_on_grid
+    from ..inversion.plots import plot_curves, plot_models
+
     out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "inverted.npy", final)
-    np.save(out / "best.npy", best)
+    for name in FILES:
+        np.save(out / name, files[name])
     _write_curves(out / "curves.csv", res)
-    plot_models(p.grid, final, start, v_true, out / "inversion.png", title=summary["forward"],
-                sources_xz_m=src)
+    true_grid = None if v_true is None else true_on_grid(v_true, p.grid).numpy()
+    plot_models(p.grid, files["inverted.npy"], files["start"], true_grid, out / "inversion.png",
+                title=summary["forward"], sources_xz_m=src)
     plot_curves(curves, out / "misfit.png")
-    summary.update({"preset": p.name, "n_sources": int(len(src)), "lr_kmps": lr,
-                    "stages": schedule, "lowpass_hz": lowpass_hz,
-                    "receivers": receivers, "noise_snr_db": noise_snr, "out": str(out)})
-    record = dict(summary, curves={k: {n: (None if a is None else np.asarray(a).tolist())
-                                       for n, a in c.items()} for k, c in curves.items()})
+    record = dict(summary, files=FILES,
+                  curves={k: {n: (None if a is None else np.asarray(a).tolist())
+                              for n, a in c.items()} for k, c in curves.items()})
     (out / "result.json").write_text(json.dumps(record, indent=1))
     emit_json(summary)
-    if summary["stopped_reason"] != "completed":
+    if not _ended_normally(summary["stopped_reason"]):  # a check stop is the check working
         raise SeisfnoError(f"inversion stopped early: {summary['stopped_reason']}; results "
                            f"written to {out}")

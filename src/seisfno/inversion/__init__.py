@@ -28,6 +28,7 @@ from .fwi import (
     parse_stages,
 )
 from .hybrid import HybridResult, SolverCheck, hybrid
+from .loop import ProgressCallback
 from .models import BENCHMARK_MODELS, BENCHMARK_SEED, benchmark_model
 from .survey import Survey, add_noise, default_sources, lowpass, receiver_mask, record
 
@@ -36,6 +37,6 @@ __all__ = [
     "OperatorForward", "SolverCheck", "SolverForward", "Survey", "add_noise", "benchmark_model",
     "check_same_setup", "default_sources", "gaussian_smooth", "hybrid", "inversion_range",
     "invert", "laplacian_penalty", "lowpass", "make_forward", "model_misfit", "multiscale",
-    "observation_solver",
+    "observation_solver", "ProgressCallback",
     "observe", "parse_stages", "receiver_mask", "record",
 ]

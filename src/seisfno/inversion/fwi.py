@@ -14,9 +14,11 @@ is invariant to a constant scale of the loss, so the gradient is taken of that l
 ``sum(d_obs**2)`` (this keeps Adam's ``eps`` negligible for the tiny amplitudes of a point
 source); the Laplacian penalty is added to that normalised loss.
 
-**No inverse crime.** When a true model is given, the observations are always computed by
-:class:`~seisfno.physics.AcousticSolver` (its fine internal grid, planned for the preset's clip
-range), never by the forward model being inverted; see :func:`observe`.
+**No inverse crime.** When a true model is given, the observations are computed by
+:class:`~seisfno.physics.AcousticSolver` on a 2x finer grid, with a finer internal grid and time
+step than the inversion's, never by the forward model being inverted (:mod:`~.observations`).
+
+The loop itself is :func:`~.loop.run_loop`; its stopping rules are objects (:mod:`~.rules`).
 """
 
 from __future__ import annotations
@@ -30,11 +32,30 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .._errors import SeisfnoError
-from ..physics import AcousticSolver, Preset, homogeneous, validate_velocity
+from ..physics import AcousticSolver, Grid, Preset, homogeneous, validate_velocity
 from .forward import ForwardModel
+from .loop import (
+    Ledger,
+    Problem,
+    Run,
+    batches,
+    gaussian_smooth,
+    laplacian_penalty,  # noqa: F401 - re-exported (seisfno.inversion.fwi.laplacian_penalty)
+    model_misfit,
+    run_loop,
+    sync,
+)
+from .observations import (  # noqa: F401 - re-exported (seisfno.inversion.fwi.observe, ...)
+    OBSERVATION_REFINEMENT,
+    describe_observations,
+    observation_solver,
+    observe,
+    refinement_of,
+    true_on_grid,
+)
+from .rules import NonFinite, Referee, Rule, TimeLimit
 from .survey import (
     MIN_SENSIBLE_SOURCES,
     add_noise,
@@ -46,27 +67,12 @@ from .survey import (
 
 #: The paper's starting model, m/s.
 START_MPS = 3000.0
-
-
-def model_misfit(v: np.ndarray | torch.Tensor, v_true: np.ndarray | torch.Tensor) -> float:
-    """Relative L2 model misfit ``||v - v_true||_2 / ||v_true||_2`` (dimensionless)."""
-    a = torch.as_tensor(v).detach().double().cpu()
-    b = torch.as_tensor(v_true).detach().double().cpu()
-    return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+_sync = sync  # older private names (used by the hybrid module and scripts)
+_batches = batches
 
 
 def _device(forward: ForwardModel) -> torch.device:
     return torch.device(getattr(forward, "device", None) or "cpu")
-
-
-def _batches(n: int, size: int | None) -> list[slice]:
-    size = n if not size else max(1, int(size))
-    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
 def check_sources(sources_xz_m: Any, preset: Preset) -> np.ndarray:
@@ -86,72 +92,6 @@ def check_sources(sources_xz_m: Any, preset: Preset) -> np.ndarray:
     return preset.grid.check_sources(s)
 
 
-def observation_solver(preset: Preset, true_velocity: np.ndarray | torch.Tensor | None = None,
-                       *, device: str | torch.device | None = None,
-                       **plan_options) -> AcousticSolver:
-    """The solver that makes observations: the preset's clip range, widened to the true model's."""
-    lo, hi = preset.velocity.clip_mps
-    if true_velocity is not None:
-        t = torch.as_tensor(true_velocity)
-        lo, hi = min(lo, float(t.min())), max(hi, float(t.max()))
-    return AcousticSolver.from_preset(preset, velocity_range_mps=(lo, hi), device=device,
-                                      **plan_options)
-
-
-def observe(true_velocity: np.ndarray | torch.Tensor, sources_xz_m: np.ndarray, preset: Preset,
-            *, solver: AcousticSolver | None = None, device: str | torch.device | None = None,
-            batch_sources: int | None = None) -> torch.Tensor:
-    """Noise-free observations ``(S, nt, nz, nx)`` from the finite-difference solver.
-
-    Parameters
-    ----------
-    true_velocity : (nz, nx) m/s
-    sources_xz_m : (S, 2) metres
-    preset : Preset
-    solver : AcousticSolver, optional
-        Default: :func:`observation_solver` (the fine internal grid the datasets use).
-    batch_sources : int, optional
-        Sources per solver call (bounds memory).
-    """
-    v = torch.as_tensor(np.asarray(true_velocity, dtype=np.float32)
-                        if not torch.is_tensor(true_velocity) else true_velocity).float()
-    validate_velocity(v, preset.grid, name="true velocity")
-    if solver is None:
-        solver = observation_solver(preset, v, device=device)
-    if not isinstance(solver, AcousticSolver):
-        raise SeisfnoError("observations must be made by an AcousticSolver (no inverse crime)")
-    if device is not None:
-        v = v.to(device)
-    src = np.asarray(sources_xz_m, dtype=np.float64).reshape(-1, 2)
-    with torch.no_grad():
-        parts = [solver(v, src[b]).reshape(-1, preset.nt_out, *preset.grid.shape)
-                 for b in _batches(len(src), batch_sources)]
-    return torch.cat(parts, 0)
-
-
-def gaussian_smooth(x: torch.Tensor, sigma_m: float, dz_m: float, dx_m: float) -> torch.Tensor:
-    """Smooth a ``(nz, nx)`` field with a Gaussian of ``sigma_m`` metres (edge-replicated)."""
-    if not sigma_m or sigma_m <= 0:
-        return x
-    out = x[None, None]
-    for axis, h in ((0, dz_m), (1, dx_m)):
-        s = sigma_m / h
-        r = max(1, math.ceil(3 * s))
-        k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=x.dtype, device=x.device) / s) ** 2)
-        k = k / k.sum()
-        if axis == 0:
-            out = F.conv2d(F.pad(out, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
-        else:
-            out = F.conv2d(F.pad(out, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    return out[0, 0]
-
-
-def laplacian_penalty(m: torch.Tensor) -> torch.Tensor:
-    """``sum((5-point Laplacian of m)**2)`` over interior nodes, in node units (m in km/s)."""
-    lap = (m[2:, 1:-1] + m[:-2, 1:-1] + m[1:-1, 2:] + m[1:-1, :-2] - 4 * m[1:-1, 1:-1])
-    return (lap**2).sum()
-
-
 @dataclass
 class InversionResult:
     """What an inversion returns.
@@ -163,7 +103,11 @@ class InversionResult:
     velocity : ndarray, (nz, nx), m/s
         The final model (after the last step; the best one if a non-finite value stopped it).
     best_velocity : ndarray, (nz, nx), m/s
-        The model with the lowest data loss seen.
+        The **lowest-loss** model: the iterate with the lowest data loss *of the forward model
+        being inverted* (also :attr:`lowest_loss_velocity`; ``lowest_loss.npy`` from the CLI).
+        It is not the result (that is :attr:`velocity`): with an operator it is the iterate
+        that fits the operator's own errors best, typically over-fitted (the model misfit
+        rises while the operator's loss still falls).
     best_iteration : int
         Steps taken before ``best_velocity`` (0 = the start model).
     start_velocity : ndarray, (nz, nx), m/s
@@ -213,6 +157,11 @@ class InversionResult:
     checks: np.ndarray | None = None
 
     @property
+    def lowest_loss_velocity(self) -> np.ndarray:
+        """The lowest-own-loss iterate (:attr:`best_velocity`), not the result."""
+        return self.best_velocity
+
+    @property
     def model_misfit(self) -> float | None:
         """Misfit of :attr:`velocity`, the final model (``None`` without a true model)."""
         return self.final_misfit
@@ -231,8 +180,9 @@ class InversionResult:
         return {
             "forward": self.forward, "model_misfit": self.model_misfit,
             "start_misfit": self.start_misfit,
-            "best_misfit": None if self.misfit is None else float(self.misfit[self.best_iteration]),
-            "best_iteration": self.best_iteration,
+            "lowest_loss_misfit": (None if self.misfit is None
+                                   else float(self.misfit[self.best_iteration])),
+            "lowest_loss_iteration": self.best_iteration,
             "seconds_per_iteration": self.seconds_per_iteration,
             "first_iteration_s": self.first_iteration_s, "iterations": self.iterations,
             "data_loss": float(self.loss[-1]) if len(self.loss) else None,
@@ -245,6 +195,7 @@ class InversionResult:
 
 def _prepare_observed(forward: ForwardModel, sources: np.ndarray, observed, true_velocity,
                       obs_solver, batch_sources) -> tuple[torch.Tensor, str, float]:
+    """``(observations (S, nt, nz, nx), who made them, seconds)``: given, or simulated."""
     preset = forward.preset
     shape = (len(sources), preset.nt_out, *preset.grid.shape)
     if observed is not None:
@@ -262,11 +213,59 @@ def _prepare_observed(forward: ForwardModel, sources: np.ndarray, observed, true
     solver = obs_solver or observation_solver(preset, true_velocity, device=dev)
     d = observe(true_velocity, sources, preset, solver=solver, device=dev,
                 batch_sources=batch_sources)
-    _sync(dev)
-    plan = solver.plan(torch.as_tensor(true_velocity))
-    who = (f"solver:{solver.backend.name} refine={plan.refine} "
-           f"range=[{plan.v_min_mps:.0f},{plan.v_max_mps:.0f}]")
-    return d, who, time.perf_counter() - t0
+    sync(dev)
+    return d, describe_observations(solver, preset, true_velocity), time.perf_counter() - t0
+
+
+def _check_options(iterations, lr, laplacian_weight, smooth_grad_m, lowpass_hz, time_limit_s,
+                   check, check_every, check_patience) -> None:
+    if iterations < 0:
+        raise SeisfnoError(f"iterations must be >= 0, got {iterations}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise SeisfnoError(f"the learning rate must be positive, got {lr}")
+    if laplacian_weight < 0 or smooth_grad_m < 0:
+        raise SeisfnoError("the Laplacian weight and the smoothing length must be >= 0")
+    if lowpass_hz is not None and not (lowpass_hz > 0 and math.isfinite(lowpass_hz)):
+        raise SeisfnoError(f"the low-pass frequency must be positive, got {lowpass_hz} Hz")
+    if time_limit_s is not None and not time_limit_s > 0:
+        raise SeisfnoError(f"the time limit must be positive, got {time_limit_s} s")
+    if check is not None and (check_every < 1 or check_patience < 1):
+        raise SeisfnoError("check_every and check_patience must be at least 1")
+
+
+def _bounds(forward: ForwardModel, bounds_mps) -> tuple[float, float]:
+    """The clamp range (m/s): ``bounds_mps`` inside the forward model's valid range."""
+    lo, hi = forward.velocity_range_mps
+    if bounds_mps is None:
+        return lo, hi
+    blo, bhi = (float(b) for b in bounds_mps)
+    if not 0 < blo < bhi:
+        raise SeisfnoError(f"bad velocity bounds [{blo}, {bhi}] m/s")
+    if blo < lo * (1 - 1e-6) or bhi > hi * (1 + 1e-6):
+        raise SeisfnoError(f"bounds [{blo:.0f}, {bhi:.0f}] m/s leave the range "
+                           f"[{lo:.0f}, {hi:.0f}] m/s the forward model {forward.name} "
+                           f"is valid for")
+    return blo, bhi
+
+
+def _problem(forward, src, d_full, receivers, noise_snr_db, noise_seed, lowpass_hz,
+             batch_sources, laplacian_weight) -> Problem:
+    """The objective: observations recorded, made noisy and low-passed as the predictions are."""
+    grid, dt = forward.preset.grid, forward.preset.dt_out_s
+    mask = receiver_mask(grid, receivers)
+    d = lowpass(add_noise(record(d_full, mask), noise_snr_db, noise_seed), dt, lowpass_hz)
+    data_norm = float((d.double() ** 2).sum())
+    if not data_norm > 0:
+        raise SeisfnoError("the observations are all zero at the receivers")
+    return Problem(forward, src, d, mask, dt, lowpass_hz, data_norm, batch_sources,
+                   laplacian_weight)
+
+
+def _start_model(start, grid: Grid, lo: float, hi: float) -> torch.Tensor:
+    v0 = homogeneous(grid, START_MPS) if start is None else start
+    v0 = torch.as_tensor(np.asarray(v0) if not torch.is_tensor(v0) else v0).float()
+    validate_velocity(v0, grid, name="start model")
+    return v0.clamp(lo, hi)
 
 
 def invert(forward: ForwardModel, sources: np.ndarray | None = None,
@@ -281,7 +280,8 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
            callback: Callable[[int, float, float | None], None] | None = None,
            time_offset_s: float = 0.0, time_limit_s: float | None = None,
            check: Callable[[torch.Tensor, float | None], float] | None = None,
-           check_every: int = 10, check_patience: int = 3) -> InversionResult:
+           check_every: int = 10, check_patience: int = 3,
+           rules: Sequence[Rule] = ()) -> InversionResult:
     """Invert wavefield data for a velocity model with Adam (the paper's FWI).
 
     Parameters
@@ -291,203 +291,110 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
     sources : ndarray, (S, 2), metres, optional
         Default: the paper's 20 (:func:`~.survey.default_sources`).
     observed : array, (S, nt, nz, nx), optional
-        Observed wavefields at every node (receivers and noise are applied here).
-    true_velocity : array, (nz, nx), m/s, optional
-        Simulated by the solver when ``observed`` is not given (never by ``forward``); gives
-        the model-misfit curve.
+        Wavefields at every node (receivers and noise are applied here).
+    true_velocity : array, (nz, nx) or a k-times finer grid's, m/s, optional
+        Simulated by the solver on a finer grid when ``observed`` is not given (never by
+        ``forward``; see :func:`observe`); the model misfit is measured against it at the
+        inversion grid's nodes (every k-th node of a finer model).
     start : array, (nz, nx), m/s, optional
         Default: homogeneous 3000 m/s. Clamped into the bounds.
-    iterations : int
-        Adam steps (the paper: 1000).
-    lr : float
-        Adam learning rate **in km/s** (0.01 = ~10 m/s per step; the paper: 0.01).
+    iterations, lr : int, float
+        Adam steps and learning rate **in km/s** (0.01 = ~10 m/s per step; the paper: 1000,
+        0.01).
     receivers : {"all", "surface"}, int, "every:K" or bool mask
         Which nodes record (:func:`~.survey.receiver_mask`).
     noise_snr_db, noise_seed
         White noise on the observations (:func:`~.survey.add_noise`).
-    laplacian_weight : float
-        Weight of :func:`laplacian_penalty` (velocity in km/s, node units) added to the
-        normalised data loss. 0 = none (the paper).
-    smooth_grad_m : float
-        Gaussian smoothing of the gradient, sigma in metres. 0 = none (the paper).
+    laplacian_weight, smooth_grad_m : float
+        Weight of :func:`laplacian_penalty` (km/s, node units) added to the normalised data
+        loss; Gaussian smoothing of the gradient, sigma in metres. 0 = none (the paper).
     bounds_mps : (float, float), optional
         Clamp the model after every step (m/s). Default and limit: ``forward.velocity_range_mps``.
     lowpass_hz : float, optional
-        Compare observed and predicted data after the same zero-phase low-pass in time
-        (:func:`~.survey.lowpass`, -3 dB at this frequency): the low frequencies are not
-        cycle-skipped from a smooth start. Run stages of rising frequency with
-        :func:`multiscale`. ``None`` = the full band (the paper).
+        Compare data after the same zero-phase low-pass in time (:func:`~.survey.lowpass`,
+        -3 dB here; stages of rising frequency: :func:`multiscale`). ``None``: the full band.
     batch_sources : int, optional
         Sources per forward call; gradients are accumulated (bounds memory). Default: all.
     obs_solver : AcousticSolver, optional
         The solver making observations from ``true_velocity`` (default :func:`observation_solver`).
     callback : callable, optional
-        ``callback(k, loss, misfit)`` after each step.
-    time_offset_s : float
-        Added to ``time_s`` (for phases of a hybrid run).
-    time_limit_s : float, optional
-        Stop after the iteration that brings the loop's wall time past this many seconds
-        (``stopped_reason`` says so; the result is the model reached).
+        ``callback(k, loss, misfit)`` after each step (e.g. :class:`~.loop.ProgressCallback`).
+    time_offset_s, time_limit_s : float
+        Added to ``time_s`` (phases of a hybrid run); stop after the step that brings the
+        loop's wall time past the limit (:class:`~.rules.TimeLimit`).
     check : callable, optional
-        Early stopping on an independent measure: ``check(velocity (nz, nx) m/s, lowpass_hz)``
-        returns a misfit, lower is better, e.g. the solver's data misfit on a few sources
-        (:class:`~.hybrid.SolverCheck`). It runs at the start and every ``check_every`` steps;
-        after ``check_patience`` checks without improvement the loop stops (``stopped_reason``
-        starts with ``check:``), and in any case the result is the **best-checked** model (the
-        last point of ``misfit`` is that model's; a time-limit stop checks the model reached
-        first). Its wall time counts in the iterations' time. An operator keeps lowering its
-        own data loss after the model has started to get worse (it fits its own errors); this
-        stops it there without knowing the true model.
+        Early stopping on an independent measure (:class:`~.rules.Referee`):
+        ``check(velocity (nz, nx) m/s, lowpass_hz) -> misfit``, e.g. the solver's data misfit
+        on a few sources (:class:`~.hybrid.SolverCheck`), run at the start and every
+        ``check_every`` steps; ``check_patience`` checks without improvement stop the loop
+        (``stopped_reason`` starts with ``check:``). The result is the best-checked model.
+    rules : sequence of Rule
+        Further stopping rules (:mod:`~.rules`), consulted after the built-in ones.
 
     Returns
     -------
     InversionResult
     """
-    preset = forward.preset
+    preset, dev = forward.preset, _device(forward)
     grid = preset.grid
-    dev = _device(forward)
-    if iterations < 0:
-        raise SeisfnoError(f"iterations must be >= 0, got {iterations}")
-    if not (lr > 0 and math.isfinite(lr)):
-        raise SeisfnoError(f"the learning rate must be positive, got {lr}")
-    if laplacian_weight < 0 or smooth_grad_m < 0:
-        raise SeisfnoError("the Laplacian weight and the smoothing length must be >= 0")
-    if lowpass_hz is not None and not (lowpass_hz > 0 and math.isfinite(lowpass_hz)):
-        raise SeisfnoError(f"the low-pass frequency must be positive, got {lowpass_hz} Hz")
-    if time_limit_s is not None and not time_limit_s > 0:
-        raise SeisfnoError(f"the time limit must be positive, got {time_limit_s} s")
-    if check is not None and (check_every < 1 or check_patience < 1):
-        raise SeisfnoError("check_every and check_patience must be at least 1")
+    _check_options(iterations, lr, laplacian_weight, smooth_grad_m, lowpass_hz, time_limit_s,
+                   check, check_every, check_patience)
     src = check_sources(sources, preset)
-    if true_velocity is not None:
-        validate_velocity(torch.as_tensor(true_velocity), grid, name="true velocity")
-    lo, hi = forward.velocity_range_mps
-    if bounds_mps is not None:
-        blo, bhi = (float(b) for b in bounds_mps)
-        if not 0 < blo < bhi:
-            raise SeisfnoError(f"bad velocity bounds [{blo}, {bhi}] m/s")
-        if blo < lo * (1 - 1e-6) or bhi > hi * (1 + 1e-6):
-            raise SeisfnoError(f"bounds [{blo:.0f}, {bhi:.0f}] m/s leave the range "
-                               f"[{lo:.0f}, {hi:.0f}] m/s the forward model {forward.name} "
-                               f"is valid for")
-        lo, hi = blo, bhi
+    v_true = None if true_velocity is None else true_on_grid(true_velocity, grid)
+    lo, hi = _bounds(forward, bounds_mps)
     d_full, who, obs_s = _prepare_observed(forward, src, observed, true_velocity, obs_solver,
                                            batch_sources)
-    mask = receiver_mask(grid, receivers)
-    dt = preset.dt_out_s
-    d = lowpass(add_noise(record(d_full.to(dev), mask), noise_snr_db, noise_seed), dt, lowpass_hz)
-    data_norm = float((d.double() ** 2).sum())
-    if not data_norm > 0:
-        raise SeisfnoError("the observations are all zero at the receivers")
-
-    v0 = homogeneous(grid, START_MPS) if start is None else start
-    v0 = torch.as_tensor(np.asarray(v0) if not torch.is_tensor(v0) else v0).float()
-    validate_velocity(v0, grid, name="start model")
-    v0 = v0.clamp(lo, hi)
-    v_true = None if true_velocity is None else torch.as_tensor(true_velocity).float()
-
+    problem = _problem(forward, src, d_full.to(dev), receivers, noise_snr_db, noise_seed,
+                       lowpass_hz, batch_sources, laplacian_weight)
+    v0 = _start_model(start, grid, lo, hi)
     m = torch.nn.Parameter(v0.to(dev) / 1000.0)  # km/s
-    opt = torch.optim.Adam([m], lr=lr)
-    batches = _batches(len(src), batch_sources)
-    losses: list[float] = []
-    misfits = [model_misfit(v0, v_true)] if v_true is not None else None
-    times = [float(time_offset_s)]
-    durations: list[float] = []
-    best = (math.inf, v0.clone(), 0)
-    reason = "completed"
-    final = None
-    checks: list[tuple[int, float]] = []
-    best_check: tuple[float, torch.Tensor, int] = (math.inf, v0.clone(), 0)
-    since_best = 0
+    smooth = ((lambda g: gaussian_smooth(g, smooth_grad_m, grid.dz_m, grid.dx_m))
+              if smooth_grad_m else None)
+    run = Run(problem, m, torch.optim.Adam([m], lr=lr), Ledger(v0, v_true, time_offset_s),
+              iterations, (lo, hi), smooth=smooth, callback=callback, device=dev)
+    referee = (None if check is None
+               else Referee(check, check_every, check_patience, lowpass_hz, v0))
+    chosen = [NonFinite(), *([referee] if referee else []),
+              *([TimeLimit(time_limit_s)] if time_limit_s is not None else []), *rules]
+    reason, failed = run_loop(run, chosen)
+    checked = referee is not None and bool(referee.checks)
+    options = dict(lr_kmps=lr, receivers=receivers if isinstance(receivers, (str, int))
+                   else "mask", noise_snr_db=noise_snr_db, noise_seed=noise_seed,
+                   laplacian_weight=laplacian_weight, smooth_grad_m=smooth_grad_m,
+                   lowpass_hz=lowpass_hz, bounds_mps=[lo, hi], n_sources=len(src),
+                   batch_sources=batch_sources, time_limit_s=time_limit_s,
+                   check_every=check_every if check is not None else None,
+                   check_best_iteration=referee.best[2] if checked else None)
+    return _result(forward.name, run, chosen, reason, failed,
+                   dict(observations=who, observation_s=obs_s, data_norm=problem.data_norm,
+                        options=options,
+                        checks=np.asarray(referee.checks, dtype=np.float64) if checked else None))
 
-    def run_check(step: int) -> None:
-        nonlocal best_check, since_best
-        with torch.no_grad():
-            value = float(check(m.detach() * 1000.0, lowpass_hz))
-        checks.append((step, value))
-        if value < best_check[0]:
-            best_check, since_best = (value, m.detach().cpu() * 1000.0, step), 0
-        else:
-            since_best += 1
 
-    for k in range(iterations):
-        _sync(dev)
-        t0 = time.perf_counter()
-        if check is not None and k == 0:
-            run_check(0)
-        opt.zero_grad(set_to_none=True)
-        loss = 0.0
-        for b in batches:
-            r = lowpass(record(forward(m * 1000.0, src[b]), mask), dt, lowpass_hz) - d[b]
-            lb = (r**2).sum()
-            (lb / data_norm).backward()
-            loss += float(lb.detach())
-        if laplacian_weight:
-            (laplacian_weight * laplacian_penalty(m)).backward()
-        if not math.isfinite(loss):
-            reason = f"non-finite data loss at iteration {k}; kept the best model"
-            final = best_check[1] if checks else best[1]
-            break
-        if loss < best[0]:
-            best = (loss, m.detach().cpu() * 1000.0, k)
-        losses.append(loss)
-        if smooth_grad_m and m.grad is not None:
-            m.grad = gaussian_smooth(m.grad, smooth_grad_m, grid.dz_m, grid.dx_m)
-        opt.step()
-        with torch.no_grad():
-            if not torch.isfinite(m).all():
-                reason = f"non-finite model after iteration {k}; kept the best model"
-                final = best_check[1] if checks else best[1]
-                break
-            m.clamp_(lo / 1000.0, hi / 1000.0)
-        if check is not None and ((k + 1) % check_every == 0 or k + 1 == iterations):
-            run_check(k + 1)
-        _sync(dev)
-        durations.append(time.perf_counter() - t0)
-        times.append(times[-1] + durations[-1])
-        v_now = m.detach().cpu() * 1000.0
-        if misfits is not None:
-            misfits.append(model_misfit(v_now, v_true))
-        if callback is not None:
-            callback(k, loss, misfits[-1] if misfits is not None else None)
-        if check is not None and since_best >= check_patience and k + 1 < iterations:
-            reason = (f"check: no improvement in {check_patience} checks; kept the model of "
-                      f"iteration {best_check[2]}")
-            break
-        if time_limit_s is not None and sum(durations) >= time_limit_s and k + 1 < iterations:
-            reason = f"time limit of {time_limit_s:g} s reached after {k + 1} iterations"
-            if checks and checks[-1][0] != k + 1:  # judge the model reached too
-                t1 = time.perf_counter()
-                run_check(k + 1)
-                durations[-1] += time.perf_counter() - t1
-                times[-1] = times[-2] + durations[-1]
-            break
-    done = len(durations)
-    if final is None:
-        final = m.detach().cpu() * 1000.0 if not checks else best_check[1]
-    if checks and misfits is not None and best_check[2] != len(durations):
-        # The model in hand after the last step is the best-checked one: the curve's last
-        # point says so (the discarded iterates before it stay in the curve).
-        misfits[-1] = model_misfit(final, v_true)
-    spi = (float(np.mean(durations[1:])) if done >= 2
-           else (durations[0] if done else float("nan")))
+def _result(name: str, run: Run, rules: Sequence[Rule], reason: str, failed: bool,
+            extra: dict) -> InversionResult:
+    """The run's records as an :class:`InversionResult` (the kept model, its misfit, times)."""
+    led = run.ledger
+    kept = next((v for v in (r.kept() for r in rules) if v is not None), None)
+    if kept is not None:
+        final = kept
+    else:
+        final = led.best[1] if failed else run.m.detach().cpu() * 1000.0
+    misfits = led.misfits
+    if kept is not None and misfits is not None:
+        # The model in hand is the kept one: the curve's last point says so (the discarded
+        # iterates before it stay in the curve).
+        misfits[-1] = model_misfit(final, led.v_true)
+    dur, done = led.durations, len(led.durations)
+    spi = float(np.mean(dur[1:])) if done >= 2 else (dur[0] if done else float("nan"))
     return InversionResult(
-        forward=forward.name, velocity=final.numpy().astype(np.float32),
-        best_velocity=best[1].numpy().astype(np.float32), best_iteration=best[2],
-        start_velocity=v0.numpy().astype(np.float32), loss=np.asarray(losses),
-        misfit=None if misfits is None else np.asarray(misfits), time_s=np.asarray(times),
+        forward=name, velocity=final.numpy().astype(np.float32),
+        best_velocity=led.best[1].numpy().astype(np.float32), best_iteration=led.best[2],
+        start_velocity=led.start.numpy().astype(np.float32), loss=np.asarray(led.losses),
+        misfit=None if misfits is None else np.asarray(misfits), time_s=np.asarray(led.times),
         iterations=done, seconds_per_iteration=spi,
-        first_iteration_s=durations[0] if done else float("nan"), stopped_reason=reason,
-        data_norm=data_norm, observations=who, observation_s=obs_s,
-        final_misfit=None if v_true is None else model_misfit(final, v_true),
-        options={"lr_kmps": lr, "receivers": receivers if isinstance(receivers, (str, int))
-                 else "mask", "noise_snr_db": noise_snr_db, "noise_seed": noise_seed,
-                 "laplacian_weight": laplacian_weight, "smooth_grad_m": smooth_grad_m,
-                 "lowpass_hz": lowpass_hz, "bounds_mps": [lo, hi], "n_sources": len(src),
-                 "batch_sources": batch_sources, "time_limit_s": time_limit_s,
-                 "check_every": check_every if check is not None else None,
-                 "check_best_iteration": best_check[2] if checks else None},
-        checks=np.asarray(checks, dtype=np.float64) if checks else None)
+        first_iteration_s=dur[0] if done else float("nan"), stopped_reason=reason,
+        final_misfit=None if led.v_true is None else model_misfit(final, led.v_true), **extra)
 
 
 def parse_stages(spec: str) -> list[tuple[float | None, int]]:
@@ -544,8 +451,7 @@ def multiscale(forward: ForwardModel, sources: np.ndarray | None = None,
     for key in ("lowpass_hz", "iterations"):
         if key in options:
             raise SeisfnoError(f"multiscale takes {key} per stage, in stages")
-    preset = forward.preset
-    src = check_sources(sources, preset)
+    src = check_sources(sources, forward.preset)
     d, who, obs_s = _prepare_observed(forward, src, observed, true_velocity, obs_solver,
                                       batch_sources)
     limit = options.pop("time_limit_s", None)
@@ -562,12 +468,18 @@ def multiscale(forward: ForwardModel, sources: np.ndarray | None = None,
         t = float(r.time_s[-1])
         if not (_ended_normally(r.stopped_reason) or r.stopped_reason.startswith("time limit")):
             break
-    last = parts[-1]
     reason = next((p.stopped_reason for p in parts if not _ended_normally(p.stopped_reason)),
                   "completed")
     if reason == "completed" and len(parts) < len(stages):
         reason = (f"time limit of {limit:g} s reached; {len(stages) - len(parts)} stage(s) "
                   f"not run")
+    return _join_stages(forward.name, parts, stages, reason, who, obs_s)
+
+
+def _join_stages(name: str, parts: list[InversionResult], stages, reason: str, who: str,
+                 obs_s: float) -> InversionResult:
+    """The stages' results as one: curves run on, the last stage's models and options."""
+    last = parts[-1]
     starts = np.cumsum([0] + [p.iterations for p in parts])  # each stage's first iteration
     offset, done = int(starts[-2]), int(starts[-1])
     durations = np.concatenate([np.diff(p.time_s) for p in parts])
@@ -576,8 +488,9 @@ def multiscale(forward: ForwardModel, sources: np.ndarray | None = None,
     misfit = None
     if last.misfit is not None:
         misfit = np.concatenate([parts[0].misfit[:1]] + [p.misfit[1:] for p in parts])
+    kept = last.options.get("check_best_iteration")
     return InversionResult(
-        forward=forward.name, velocity=last.velocity, best_velocity=last.best_velocity,
+        forward=name, velocity=last.velocity, best_velocity=last.best_velocity,
         best_iteration=offset + last.best_iteration, start_velocity=parts[0].start_velocity,
         loss=np.concatenate([p.loss for p in parts]), misfit=misfit,
         time_s=np.concatenate([parts[0].time_s[:1]] + [p.time_s[1:] for p in parts]),
@@ -591,6 +504,5 @@ def multiscale(forward: ForwardModel, sources: np.ndarray | None = None,
         options={**last.options, "lowpass_hz": None,
                  "stages": [[f, p.iterations] for (f, _), p in zip(stages, parts, strict=False)],
                  "stage_stops": [p.stopped_reason for p in parts],
-                 "check_best_iteration": (None if last.options.get("check_best_iteration") is None
-                                          else offset + last.options["check_best_iteration"])},
+                 "check_best_iteration": None if kept is None else offset + kept},
         checks=np.concatenate(checks) if checks else None)

@@ -9,7 +9,6 @@ solver). Its result holds model misfit against cumulative wall time across both 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,12 +21,10 @@ from .fwi import (
     InversionResult,
     _device,
     _ended_normally,
-    _sync,
+    _prepare_observed,
     check_sources,
     invert,
     multiscale,
-    observation_solver,
-    observe,
 )
 from .survey import add_noise, lowpass, receiver_mask, record
 
@@ -184,21 +181,8 @@ def hybrid(operator: ForwardModel, solver: ForwardModel, sources: np.ndarray | N
     if operator_iterations < 0 or solver_iterations < 0:
         raise SeisfnoError("iteration counts must be >= 0")
     src = check_sources(sources, solver.preset)
-    obs_s = 0.0
-    who = "given"
-    if observed is None:
-        if true_velocity is None:
-            raise SeisfnoError("FWI needs observations or a true model to simulate them")
-        dev = _device(solver)
-        t0 = time.perf_counter()
-        obs_solver = obs_solver or observation_solver(solver.preset, true_velocity, device=dev)
-        observed = observe(true_velocity, src, solver.preset, solver=obs_solver, device=dev,
-                           batch_sources=batch_sources)
-        _sync(dev)
-        obs_s = time.perf_counter() - t0
-        plan = obs_solver.plan(torch.as_tensor(true_velocity))
-        who = (f"solver:{obs_solver.backend.name} refine={plan.refine} "
-               f"range=[{plan.v_min_mps:.0f},{plan.v_max_mps:.0f}]")
+    observed, who, obs_s = _prepare_observed(solver, src, observed, true_velocity, obs_solver,
+                                             batch_sources)
     start = options.pop("start", None)
     op_check = {}
     if solver_check_sources:
