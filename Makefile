@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# torch is pinned: an unpinned torch pulls a 5.5 GB CUDA build (DEVELOPERS.md).
+# torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
 TORCH := torch==2.13.0
 THREADS ?= 2
 

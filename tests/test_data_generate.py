@@ -86,6 +86,57 @@ def test_local_cluster_gives_the_same_data(reference, tmp_path):
     assert _same(open_store(path).load(), reference)
 
 
+def _start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    with open(log, "wb") as f:
+        return subprocess.Popen([sys.executable, "-m", "dask", *args], env=env, stdout=f,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_for_file(path: Path, proc: subprocess.Popen, log: Path, seconds: float = 60):
+    deadline = time.monotonic() + seconds
+    while not (path.is_file() and path.stat().st_size > 0):
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"{path} not written in {seconds} s"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_generate_against_a_running_scheduler_equals_a_local_run(reference, tmp_path):
+    """What a user of a cluster runs: `dask scheduler`, `dask worker`, `generate --scheduler`."""
+    import json
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    info = tmp_path / "scheduler.json"
+    procs = []
+    try:
+        procs.append(_start(["scheduler", "--host", "127.0.0.1", "--port", "0",
+                             "--no-dashboard", "--scheduler-file", str(info)], env,
+                            tmp_path / "scheduler.log"))
+        _wait_for_file(info, procs[0], tmp_path / "scheduler.log")
+        address = json.loads(info.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:"), address
+        procs.append(_start(["worker", address, "--nthreads", "1", "--nworkers", "1",
+                             "--no-dashboard", "--local-directory", str(tmp_path / "w")], env,
+                            tmp_path / "worker.log"))
+        out = tmp_path / "remote.zarr"
+        args = _cli(out, "--no-progress", "--scheduler", address)
+        k = args.index("--workers")
+        del args[k:k + 2]  # as a user runs it: no local workers, the scheduler's
+        res = subprocess.run(args, env=env, capture_output=True, text=True, timeout=180)
+        assert res.returncode == 0, res.stderr + (tmp_path / "worker.log").read_text()
+        assert json.loads(res.stdout)["n_samples"] == N
+        assert _same(open_store(out).load(), reference)
+    finally:
+        for proc in reversed(procs):
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in reversed(procs):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
 def _cli(out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-c", "from seisfno.cli import main; main()", "generate",
             "--out", str(out), "--samples", str(N), "--seed", str(SEED), "--shard-size", "2",
@@ -111,9 +162,10 @@ def test_resume_after_sigkill_equals_uninterrupted_run(reference, tmp_path):
     stamps = {s: (out / "wavefield" / "c" / str(s) / "0" / "0" / "0").stat().st_mtime_ns
               for s in np.flatnonzero(done_before)}
     # A second kill-free run finishes the store without touching the finished shards.
-    res = subprocess.run(_cli(out), env=env, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(_cli(out), env={**env, "SEISFNO_PROGRESS": "1"}, capture_output=True,
+                         text=True, timeout=120)
     assert res.returncode == 0, res.stderr
-    assert "sample/s" in res.stderr or "s/sample" in res.stderr  # the progress bar
+    assert "sample/s" in res.stderr or "s/sample" in res.stderr  # the progress bar (forced)
     store = open_store(out)
     assert store.complete
     for s, t in stamps.items():
@@ -204,3 +256,19 @@ def test_empty_directory_is_used(tmp_path):
     out.mkdir()
     generate_dataset(out, tiny(), 1, progress=False)
     assert open_store(out).complete
+
+
+def test_progress_bar_only_on_a_terminal_and_never_when_quiet(tmp_path, capsys, monkeypatch):
+    base = ["generate", *TINY_ARGS, "--workers", "1", "--samples", "2"]
+    monkeypatch.delenv("SEISFNO_PROGRESS", raising=False)
+    for i, extra in enumerate(([], ["--quiet"])):
+        with pytest.raises(SystemExit) as e:
+            main([*base, "--out", str(tmp_path / f"p{i}.zarr"), *extra])
+        assert e.value.code in (0, None)
+        assert capsys.readouterr().err == ""  # stderr is no terminal here
+    monkeypatch.setenv("SEISFNO_PROGRESS", "1")  # as if it were one
+    for i, extra in enumerate(([], ["--quiet"])):
+        with pytest.raises(SystemExit):
+            main([*base, "--out", str(tmp_path / f"t{i}.zarr"), *extra])
+        err = capsys.readouterr().err
+        assert ("sample" in err) == (not extra), err

@@ -87,3 +87,63 @@ def test_python_dash_m_runs_the_command():
     r = subprocess.run([sys.executable, "-m", "seisfno", "invert", "--help"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "--check-sources" in r.stdout
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), torch.cuda.OutOfMemoryError(
+    "CUDA out of memory. Tried to allocate 2.00 GiB"), RuntimeError(
+    "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")])
+def test_out_of_memory_is_not_a_user_error(exc, tmp_path, capsys, monkeypatch):
+    import seisfno.physics
+
+    def boom(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(seisfno.physics, "simulate", boom)
+    np.save(tmp_path / "v.npy", np.full((17, 17), 3000.0, np.float32))
+    code, _, err = _run(capsys, "simulate", "--velocity", tmp_path / "v.npy", "--source",
+                        "500,500", "--out", tmp_path / "u.npy")
+    from seisfno.cli import EXIT_OUT_OF_MEMORY
+
+    assert code == EXIT_OUT_OF_MEMORY == 3
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("seisfno: error: out of memory") and "--batch-size" in err
+    assert "--batch-sources" in err
+
+
+def test_other_runtime_errors_are_not_called_out_of_memory(tmp_path, monkeypatch):
+    import seisfno.physics
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(seisfno.physics, "simulate", boom)
+    np.save(tmp_path / "v.npy", np.full((17, 17), 3000.0, np.float32))
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["simulate", "--velocity", str(tmp_path / "v.npy"), "--source", "500,500",
+              "--out", str(tmp_path / "u.npy")])
+
+
+def test_empty_directory_named_like_a_shipped_model_is_an_error(tmp_path, capsys,
+                                                                monkeypatch):
+    from seisfno import SeisfnoError
+    from seisfno.operator import load_model
+    from seisfno.operator.checkpoint import PRETRAINED_DIR
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quick").mkdir()
+    with pytest.raises(SeisfnoError, match=r"'quick' is a directory without a model .*"
+                                           r"hides the shipped model 'quick'"):
+        load_model("quick")
+    np.save(tmp_path / "v.npy", np.full((17, 17), 3000.0, np.float32))
+    code, _, err = _run(capsys, "predict", "--model", "quick", "--velocity", "v.npy",
+                        "--source", "500,500", "--out", "u.npy")
+    assert code == 2 and "no model.json" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "u.npy").exists()
+    # The stated way out: the shipped model by its path; and elsewhere the name still works.
+    assert load_model(PRETRAINED_DIR / "quick").preset.name == "quick"
+    (tmp_path / "quick").rmdir()
+    assert load_model("quick").preset.name == "quick"
+    # A directory with no shipped namesake: the same error, without the hint.
+    (tmp_path / "myrun").mkdir()
+    with pytest.raises(SeisfnoError, match=r"no model.json in it\)$"):
+        load_model("myrun")

@@ -11,7 +11,7 @@ import sys
 
 
 def progress_enabled(progress: bool = True) -> bool:
-    """True when a bar should be drawn: asked for, and stderr is a terminal (or SEISFNO_PROGRESS=1)."""
+    """True when a bar should be drawn: asked for, and stderr a terminal (or SEISFNO_PROGRESS=1)."""
     if not progress:
         return False
     if os.environ.get("SEISFNO_PROGRESS") == "1":

@@ -1,6 +1,7 @@
 """``reproduce``: the whole paper in one command, resumable stage by stage.
 
-Stages (each writes ``DIR/<stage>.json``; a rerun skips finished stages):
+Stages (each a :class:`Stage`; each writes ``DIR/<stage>.json`` and the files in its
+``outputs``):
 
 1. ``data``      random von Karman models, sources and solver wavefields (a Zarr store);
 2. ``train``     the default operator on all but the last ``n_val`` samples;
@@ -12,46 +13,244 @@ Stages (each writes ``DIR/<stage>.json``; a rerun skips finished stages):
 8. ``speed``     operator inference against solver simulation on this machine.
 
 Then ``report.md`` (the paper's numbers beside ours, every figure) and ``metrics.json``.
+
+Resuming (:mod:`seisfno.pipeline.stages`). A stage's configuration (:func:`stage_configs`: the
+settings its result depends on, including those of the stages it builds on) is stored in its
+JSON. A rerun skips a stage whose JSON holds the same configuration. When the configuration
+changed, the stage is computed again, and so is every later stage built on it (their
+configurations contain it); a message on stderr says which setting changed, and the old outputs
+are moved to ``DIR/superseded/<time>/``, never deleted. A stage interrupted (killed) before its
+JSON was written resumes from its partial outputs (the dataset and the training resume
+themselves) when its configuration is unchanged (``DIR/<stage>.running.json`` records it), and
+starts again otherwise. ``device`` and ``workers`` are not part of any configuration: they
+change timings, not results (the ``speed`` stage's timings are kept from the run that made them).
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import logging
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .._errors import SeisfnoError
+from .._progress import progress_bar
 from .._version import __version__
+from ..physics import Preset
 from .config import ReproduceConfig
-
-log = logging.getLogger(__name__)
+from .report import write_report
+from .stages import Stage, StageRunner, write_json
 
 STAGES = ("data", "train", "evaluate", "datasize", "square", "superres", "fwi", "speed")
+_FWI_RUNS = ("operator", "solver", "hybrid")
 
 
-def _stage(out: Path, name: str, fn: Callable[[], dict], done: dict[str, dict]) -> dict:
-    path = out / f"{name}.json"
-    if path.exists():
-        done[name] = json.loads(path.read_text())
-        log.info("stage %s: done before, skipped", name)
-        return done[name]
+@dataclass(frozen=True)
+class _Context:
+    """What every stage's ``run`` reads: the output directory, sizes, setup and device."""
+
+    out: Path
+    cfg: ReproduceConfig
+    preset: Preset
+    dev: torch.device
+    workers: int
+    progress: bool
+
+    @property
+    def store_path(self) -> Path:
+        return self.out / "data.zarr"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.out / "model"
+
+
+def stage_configs(cfg: ReproduceConfig) -> dict[str, dict]:
+    """Per stage, the settings its result depends on (with those of the stages it uses)."""
+    data = {"preset": cfg.preset, "preset_overrides": cfg.preset_overrides,
+            "n_samples": cfg.n_samples, "seed": cfg.seed}
+    train = {"data": data, "arch": "fno2d", "n_val": cfg.n_val,
+             "train_minutes": cfg.train_minutes, "train_epochs": cfg.train_epochs,
+             "batch_size": cfg.batch_size}
+    fwi = {"train": train, "model": cfg.fwi_model, "sources": cfg.fwi_sources,
+           **{k: getattr(cfg, k) for k in (
+               "operator_iterations", "solver_iterations", "hybrid_operator_iterations",
+               "hybrid_solver_iterations", "operator_stages", "solver_stages",
+               "hybrid_operator_stages", "check_sources", "check_every", "check_patience")}}
+    configs = {
+        "data": data, "train": train, "evaluate": {"train": train},
+        "datasize": {"data": data, "n_val": cfg.n_val, "sizes": cfg.datasize_sizes,
+                     "minutes": cfg.datasize_minutes, "batch_size": cfg.batch_size},
+        "square": {"train": train, "n_reference": cfg.study_samples},
+        "superres": {"train": train, "nodes": 128, "n_samples": cfg.study_samples},
+        "fwi": fwi, "speed": {"train": train},
+    }
+    return json.loads(json.dumps(configs))  # tuples as lists: what the JSON files hold
+
+
+# --------------------------------------------------------------------------- the stages
+def _data(ctx: _Context) -> dict:
+    from ..data import generate_dataset
+
     t0 = time.perf_counter()
-    log.info("stage %s ...", name)
-    res = fn()
-    res["stage_seconds"] = round(time.perf_counter() - t0, 2)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(res, indent=2))
-    os.replace(tmp, path)
-    done[name] = res
-    log.info("stage %s: %.1f s", name, res["stage_seconds"])
-    return res
+    generate_dataset(ctx.store_path, ctx.preset, ctx.cfg.n_samples, seed=ctx.cfg.seed,
+                     workers=ctx.workers, progress=ctx.progress, device=str(ctx.dev))
+    sec = time.perf_counter() - t0
+    return {"n_samples": ctx.cfg.n_samples, "seconds": sec,
+            "samples_per_s": ctx.cfg.n_samples / sec, "path": str(ctx.store_path)}
+
+
+def _train(ctx: _Context) -> dict:
+    from ..operator import train
+
+    cfg = ctx.cfg
+    res = train(ctx.store_path, ctx.run_dir, time_budget_min=cfg.train_minutes,
+                epochs=cfg.train_epochs, n_val=cfg.n_val, batch_size=cfg.batch_size,
+                device=str(ctx.dev), progress=ctx.progress)
+    return {"val_rel_l2": res.val_rel_l2, "train_rel_l2": res.train_rel_l2,
+            "epochs": res.epochs_run, "seconds": res.seconds,
+            "n_train": cfg.n_samples - cfg.n_val, "arch": "fno2d"}
+
+
+def _evaluate(ctx: _Context) -> dict:
+    from ..data import open_store
+    from ..operator import evaluate, load_model, plot_comparison
+
+    cfg = ctx.cfg
+    model = load_model(ctx.run_dir, ctx.dev)
+    store = open_store(ctx.store_path)
+    idx = np.arange(cfg.n_samples - cfg.n_val, cfg.n_samples)
+    res = evaluate(model, ctx.store_path, indices=idx)
+    per = np.asarray(res["rel_l2_per_sample"])
+    figs = []
+    for tag, k in (("best", int(per.argmin())), ("median", int(np.argsort(per)[len(per) // 2])),
+                   ("worst", int(per.argmax()))):
+        v, s, u = store.load([idx[k]])
+        with torch.no_grad():
+            p = model.predict(v, s).float().cpu().numpy()
+        path = ctx.out / f"fig2_{tag}.png"
+        plot_comparison(u[0], p[0], v[0], s[0], ctx.preset, path,
+                        title=f"{tag} validation sample: relative L2 {per[k]:.3f}")
+        figs.append(path.name)
+    return {"rel_l2_mean": res["rel_l2_mean"], "rel_l2_median": float(np.median(per)),
+            "rel_l2_min": float(per.min()), "rel_l2_max": float(per.max()),
+            "rel_l2_per_time": res["rel_l2_per_time"], "n_samples": len(per),
+            "figures": figs}
+
+
+def _datasize(ctx: _Context) -> dict:
+    from ..data import open_store
+    from ..operator.studies import datasize_study
+
+    cfg = ctx.cfg
+    sizes = [n for n in cfg.datasize_sizes if n <= cfg.n_samples - cfg.n_val]
+    v, s, u = open_store(ctx.store_path).load(None)
+    return datasize_study(v, s, u, ctx.preset, sizes, ctx.out / "datasize", n_val=cfg.n_val,
+                          train_kwargs={"time_budget_min": cfg.datasize_minutes,
+                                        "batch_size": cfg.batch_size},
+                          device=str(ctx.dev), progress=ctx.progress)
+
+
+def _square(ctx: _Context) -> dict:
+    from ..operator import load_model
+    from ..operator.studies import square_anomaly_study
+
+    return square_anomaly_study(load_model(ctx.run_dir, ctx.dev), ctx.out / "square",
+                                n_reference=ctx.cfg.study_samples, device=str(ctx.dev))
+
+
+def _superres(ctx: _Context) -> dict:
+    from ..operator import load_model
+    from ..operator.studies import superres_study
+
+    return superres_study(load_model(ctx.run_dir, ctx.dev), ctx.out / "superres", nodes=128,
+                          n_samples=ctx.cfg.study_samples, device=str(ctx.dev))
+
+
+def _fwi_runs(cfg: ReproduceConfig, op, fd, src, obs, true) -> dict:
+    """The operator's, the solver's and the hybrid's inversions, by name."""
+    from ..inversion import SolverCheck, hybrid, invert, multiscale
+
+    checked = {}
+    if cfg.check_sources:
+        checked = {"check": SolverCheck(fd, src, obs, n_sources=cfg.check_sources),
+                   "check_every": cfg.check_every, "check_patience": cfg.check_patience}
+
+    def run(fwd, stages, iterations, **kw):
+        if stages:
+            return multiscale(fwd, src, obs, true, stages=stages, **kw)
+        return invert(fwd, src, obs, true, iterations=iterations, **kw)
+
+    return {
+        "operator": run(op, cfg.operator_stages, cfg.operator_iterations, **checked),
+        "solver": run(fd, cfg.solver_stages, cfg.solver_iterations),
+        "hybrid": hybrid(op, fd, src, obs, true,
+                         operator_iterations=cfg.hybrid_operator_iterations,
+                         solver_iterations=cfg.hybrid_solver_iterations,
+                         operator_stages=cfg.hybrid_operator_stages,
+                         solver_check_sources=cfg.check_sources, check_every=cfg.check_every,
+                         check_patience=cfg.check_patience),
+    }
+
+
+def _fwi_outputs(ctx: _Context, runs: dict, true: np.ndarray) -> dict:
+    """Final models (``fwi_<run>.npy``), Fig. 5 panels and the curves; the curves by name."""
+    from ..inversion.plots import plot_curves, plot_models
+
+    curves = {}
+    for name, r in runs.items():
+        curves[name] = {"misfit": np.asarray(r.misfit).tolist(),
+                        "time_s": np.asarray(r.time_s).tolist()}
+        np.save(ctx.out / f"fwi_{name}.npy", r.velocity)
+        plot_models(ctx.preset.grid, r.velocity, runs["operator"].start_velocity, true,
+                    ctx.out / f"fig5_{name}.png",
+                    title=f"FWI with the {name}: misfit {r.model_misfit:.4f}")
+    plot_curves(curves, ctx.out / "fwi_curves.png")
+    return curves
+
+
+def _fwi(ctx: _Context) -> dict:
+    from ..inversion import (
+        OperatorForward,
+        SolverForward,
+        benchmark_model,
+        default_sources,
+        observe,
+    )
+    from ..operator import load_model
+
+    cfg, dev, preset = ctx.cfg, ctx.dev, ctx.preset
+    true = benchmark_model(cfg.fwi_model, preset)
+    src = default_sources(preset.grid, cfg.fwi_sources)
+    op = OperatorForward(load_model(ctx.run_dir, dev), name="fno", device=dev)
+    fd = SolverForward(preset, device=str(dev))
+    t0 = time.perf_counter()
+    obs = observe(true, src, preset, device=dev)
+    obs_s = time.perf_counter() - t0
+    runs = _fwi_runs(cfg, op, fd, src, obs, true)
+    _fwi_outputs(ctx, runs, true)
+    r_op, r_fd, r_hy = (runs[k] for k in _FWI_RUNS)
+    target = r_fd.model_misfit
+    t_hy = r_hy.time_to_misfit(target) if target is not None else None
+    fd_time = float(r_fd.time_s[-1] - r_fd.time_s[0])
+    return {"model": cfg.fwi_model, "sources": cfg.fwi_sources, "observation_s": obs_s,
+            "stages": {"operator": cfg.operator_stages, "solver": cfg.solver_stages,
+                       "hybrid_operator": cfg.hybrid_operator_stages},
+            "check_sources": cfg.check_sources,
+            "results": {k: r.summary() for k, r in runs.items()},
+            "speedup_per_iteration": (
+                r_fd.seconds_per_iteration / max(r_op.seconds_per_iteration, 1e-12)),
+            "hybrid_time_to_solver_misfit_s": t_hy, "solver_total_s": fd_time,
+            "hybrid_reaches_solver_misfit": t_hy is not None,
+            "hybrid_time_fraction": None if t_hy is None else t_hy / max(fd_time, 1e-12)}
 
 
 def _sync(device: torch.device) -> None:
@@ -59,6 +258,64 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _rate(fn: Callable[[], Any], n: int, reps: int, dev: torch.device) -> float:
+    """Items per second of ``fn`` (``n`` items a call) over ``reps`` calls after a warm-up."""
+    fn()
+    _sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    _sync(dev)
+    return reps * n / (time.perf_counter() - t0)
+
+
+def _speed(ctx: _Context) -> dict:
+    from ..data import open_store
+    from ..operator import load_model
+    from ..physics import AcousticSolver
+
+    dev = ctx.dev
+    model = load_model(ctx.run_dir, dev)
+    n = min(64, ctx.cfg.n_samples)
+    v, s, _ = open_store(ctx.store_path).load(np.arange(n))
+    vt = torch.as_tensor(v, device=dev)
+    bs = 64 if dev.type == "cuda" else 16
+    m = min(8, n)
+    solver = AcousticSolver.from_preset(ctx.preset, device=dev)
+
+    def operator_all():
+        for i in range(0, n, bs):
+            model.predict(vt[i:i + bs], s[i:i + bs])
+
+    with torch.no_grad():
+        op_rate = _rate(operator_all, n, 5 if dev.type == "cuda" else 1, dev)
+        fd_rate = _rate(lambda: solver(vt[:m], s[:m]), m, 1, dev)
+    return {"operator_wavefields_per_s": op_rate, "solver_wavefields_per_s": fd_rate,
+            "ratio": op_rate / fd_rate, "operator_batch": bs, "solver_batch": m}
+
+
+def make_stages(ctx: _Context) -> list[Stage]:
+    """The stages of :data:`STAGES`, in order, for this context."""
+    configs = stage_configs(ctx.cfg)
+    fwi_files = tuple(f"{p}_{r}.{e}" for r in _FWI_RUNS for p, e in (("fwi", "npy"),
+                                                                     ("fig5", "png")))
+    table = {  # name: (run, outputs, needs)
+        "data": (_data, ("data.zarr",), ()),
+        "train": (_train, ("model",), ("data",)),
+        "evaluate": (_evaluate, tuple(f"fig2_{t}.png" for t in ("best", "median", "worst")),
+                     ("data", "train")),
+        "datasize": (_datasize, ("datasize",), ("data",)),
+        "square": (_square, ("square",), ("train",)),
+        "superres": (_superres, ("superres",), ("train",)),
+        "fwi": (_fwi, (*fwi_files, "fwi_curves.png"), ("train",)),
+        "speed": (_speed, (), ("data", "train")),
+    }
+    return [Stage(name, configs[name], functools.partial(fn, ctx), outputs, needs)
+            for name, (fn, outputs, needs) in table.items()]
+
+
+# --------------------------------------------------------------------------- resume rules
+# --------------------------------------------------------------------------- the pipeline
 def machine_info(device: str | None) -> dict[str, Any]:
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     info = {"device": str(dev), "cpu": platform.processor() or platform.machine(),
@@ -70,16 +327,37 @@ def machine_info(device: str | None) -> dict[str, Any]:
     return info
 
 
+def _context(out_dir, cfg: ReproduceConfig, device: str | None, workers: int | None,
+             progress: bool) -> _Context:
+    from ..physics import get_preset
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    preset = get_preset(cfg.preset, **dict(cfg.preset_overrides))
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if workers is None:
+        workers = 1 if dev.type == "cuda" else max(1, min(4, os.cpu_count() or 1))
+    return _Context(out, cfg, preset, dev, workers, progress)
+
+
+def _chosen(stages: Iterable[str]) -> tuple[str, ...]:
+    chosen = tuple(stages)
+    bad = sorted(set(chosen) - set(STAGES))
+    if bad:
+        raise SeisfnoError(f"unknown stage(s) {bad}; choose from {list(STAGES)}")
+    return chosen
+
+
 def reproduce(out_dir: str | os.PathLike, config: ReproduceConfig, *, device: str | None = None,
-              workers: int | None = None, stages: tuple[str, ...] = STAGES,
-              progress: bool = True
-              ) -> dict[str, Any]:
-    """Run every stage into ``out_dir`` and write ``report.md`` and ``metrics.json``.
+              workers: int | None = None, stages: Iterable[str] = STAGES,
+              progress: bool = True) -> dict[str, Any]:
+    """Run the chosen stages into ``out_dir`` and write ``report.md`` and ``metrics.json``.
 
     Parameters
     ----------
     out_dir : path
-        Output directory; finished stages found there are not recomputed.
+        Output directory; finished stages found there with the same configuration are kept
+        (see the module docstring for the resume rules).
     config : ReproduceConfig
         Sizes (:data:`~seisfno.pipeline.config.PROFILES`).
     device : str, optional
@@ -87,176 +365,37 @@ def reproduce(out_dir: str | os.PathLike, config: ReproduceConfig, *, device: st
     workers : int, optional
         Dataset-generation processes (default: one per core, at most 4, on CPU; 1, in-process,
         on a GPU).
-    stages : tuple of str
-        A subset of :data:`STAGES` (later stages need the earlier ones' outputs).
+    stages : iterable of str
+        A subset of :data:`STAGES`; the stages they build on must be done (with this
+        configuration) or chosen too. The report shows every stage whose stored result matches
+        the configuration.
+    progress : bool
+        Progress bars on stderr (stages, and each stage's own; terminal only).
     """
-    from ..data import generate_dataset, open_store
-    from ..inversion import (
-        OperatorForward,
-        SolverCheck,
-        SolverForward,
-        benchmark_model,
-        default_sources,
-        hybrid,
-        invert,
-        multiscale,
-        observe,
-    )
-    from ..inversion.plots import plot_curves, plot_models
-    from ..operator import evaluate, load_model, plot_comparison, train
-    from ..operator.studies import datasize_study, square_anomaly_study, superres_study
-    from ..physics import AcousticSolver, get_preset
-    from .report import write_report
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = config
-    preset = get_preset(cfg.preset, **dict(cfg.preset_overrides))
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if workers is None:
-        workers = 1 if dev.type == "cuda" else max(1, min(4, os.cpu_count() or 1))
+    chosen = _chosen(stages)
+    ctx = _context(out_dir, config, device, workers, progress)
+    runner = StageRunner(ctx.out)
     done: dict[str, dict] = {}
-    store_path = out / "data.zarr"
-    run_dir = out / "model"
-
-    def data() -> dict:
-        t0 = time.perf_counter()
-        generate_dataset(store_path, preset, cfg.n_samples, seed=cfg.seed, workers=workers,
-                         progress=progress, device=str(dev))
-        sec = time.perf_counter() - t0
-        return {"n_samples": cfg.n_samples, "seconds": sec,
-                "samples_per_s": cfg.n_samples / sec, "path": str(store_path)}
-
-    def train_main() -> dict:
-        res = train(store_path, run_dir, time_budget_min=cfg.train_minutes, n_val=cfg.n_val,
-                    batch_size=cfg.batch_size, device=str(dev), progress=progress)
-        return {"val_rel_l2": res.val_rel_l2, "train_rel_l2": res.train_rel_l2,
-                "epochs": res.epochs_run, "seconds": res.seconds,
-                "n_train": cfg.n_samples - cfg.n_val, "arch": "fno2d"}
-
-    def evaluate_main() -> dict:
-        model = load_model(run_dir, dev)
-        store = open_store(store_path)
-        idx = np.arange(cfg.n_samples - cfg.n_val, cfg.n_samples)
-        res = evaluate(model, store_path, indices=idx)
-        per = np.asarray(res["rel_l2_per_sample"])
-        figs = []
-        for tag, k in (("best", int(per.argmin())), ("median", int(np.argsort(per)[len(per) // 2])),
-                       ("worst", int(per.argmax()))):
-            v, s, u = store.load([idx[k]])
-            with torch.no_grad():
-                p = model.predict(v, s).float().cpu().numpy()
-            path = out / f"fig2_{tag}.png"
-            plot_comparison(u[0], p[0], v[0], s[0], preset, path,
-                            title=f"{tag} validation sample: relative L2 {per[k]:.3f}")
-            figs.append(path.name)
-        return {"rel_l2_mean": res["rel_l2_mean"], "rel_l2_median": float(np.median(per)),
-                "rel_l2_min": float(per.min()), "rel_l2_max": float(per.max()),
-                "rel_l2_per_time": res["rel_l2_per_time"], "n_samples": len(per),
-                "figures": figs}
-
-    def datasize() -> dict:
-        store = open_store(store_path)
-        sizes = [n for n in cfg.datasize_sizes if n <= cfg.n_samples - cfg.n_val]
-        v, s, u = store.load(None)
-        return datasize_study(v, s, u, preset, sizes, out / "datasize", n_val=cfg.n_val,
-                              train_kwargs={"time_budget_min": cfg.datasize_minutes,
-                                            "batch_size": cfg.batch_size},
-                              device=str(dev))
-
-    def square() -> dict:
-        return square_anomaly_study(load_model(run_dir, dev), out / "square",
-                                    n_reference=cfg.study_samples, device=str(dev))
-
-    def superres() -> dict:
-        return superres_study(load_model(run_dir, dev), out / "superres", nodes=128,
-                              n_samples=cfg.study_samples, device=str(dev))
-
-    def fwi() -> dict:
-        true = benchmark_model(cfg.fwi_model, preset)
-        src = default_sources(preset.grid, cfg.fwi_sources)
-        op = OperatorForward(load_model(run_dir, dev), name="fno", device=dev)
-        fd = SolverForward(preset, device=str(dev))
-        t0 = time.perf_counter()
-        obs = observe(true, src, preset, device=dev)
-        obs_s = time.perf_counter() - t0
-        results, curves = {}, {}
-        checked = {}
-        if cfg.check_sources:
-            checked = {"check": SolverCheck(fd, src, obs, n_sources=cfg.check_sources),
-                       "check_every": cfg.check_every, "check_patience": cfg.check_patience}
-
-        def run(fwd, stages, iterations, **kw):
-            if stages:
-                return multiscale(fwd, src, obs, true, stages=stages, **kw)
-            return invert(fwd, src, obs, true, iterations=iterations, **kw)
-
-        r_op = run(op, cfg.operator_stages, cfg.operator_iterations, **checked)
-        r_fd = run(fd, cfg.solver_stages, cfg.solver_iterations)
-        r_hy = hybrid(op, fd, src, obs, true, operator_iterations=cfg.hybrid_operator_iterations,
-                      solver_iterations=cfg.hybrid_solver_iterations,
-                      operator_stages=cfg.hybrid_operator_stages,
-                      solver_check_sources=cfg.check_sources, check_every=cfg.check_every,
-                      check_patience=cfg.check_patience)
-        for name, r in (("operator", r_op), ("solver", r_fd), ("hybrid", r_hy)):
-            results[name] = r.summary()
-            curves[name] = {"misfit": np.asarray(r.misfit).tolist(),
-                            "time_s": np.asarray(r.time_s).tolist()}
-            np.save(out / f"fwi_{name}.npy", r.velocity)
-        start = r_op.start_velocity
-        for name, r in (("operator", r_op), ("solver", r_fd), ("hybrid", r_hy)):
-            plot_models(preset.grid, r.velocity, start, true, out / f"fig5_{name}.png",
-                        title=f"FWI with the {name}: misfit {r.model_misfit:.4f}")
-        plot_curves(curves, out / "fwi_curves.png")
-        target = r_fd.model_misfit
-        t_hy = r_hy.time_to_misfit(target) if target is not None else None
-        fd_time = float(r_fd.time_s[-1] - r_fd.time_s[0])
-        return {"model": cfg.fwi_model, "sources": cfg.fwi_sources, "observation_s": obs_s,
-                "stages": {"operator": cfg.operator_stages, "solver": cfg.solver_stages,
-                           "hybrid_operator": cfg.hybrid_operator_stages},
-                "check_sources": cfg.check_sources,
-                "results": results, "speedup_per_iteration": (
-                    r_fd.seconds_per_iteration / max(r_op.seconds_per_iteration, 1e-12)),
-                "hybrid_time_to_solver_misfit_s": t_hy, "solver_total_s": fd_time,
-                "hybrid_reaches_solver_misfit": t_hy is not None,
-                "hybrid_time_fraction": None if t_hy is None else t_hy / max(fd_time, 1e-12)}
-
-    def speed() -> dict:
-        model = load_model(run_dir, dev)
-        store = open_store(store_path)
-        n = min(64, cfg.n_samples)
-        v, s, _ = store.load(np.arange(n))
-        vt = torch.as_tensor(v, device=dev)
-        bs = 64 if dev.type == "cuda" else 16
-        with torch.no_grad():
-            model.predict(vt[:bs], s[:bs])
-            _sync(dev)
-            t0 = time.perf_counter()
-            reps = 5 if dev.type == "cuda" else 1
-            for _ in range(reps):
-                for i in range(0, n, bs):
-                    model.predict(vt[i:i + bs], s[i:i + bs])
-            _sync(dev)
-            op_rate = reps * n / (time.perf_counter() - t0)
-            solver = AcousticSolver.from_preset(preset, device=dev)
-            m = min(8, n)
-            solver(vt[:m], s[:m])
-            _sync(dev)
-            t0 = time.perf_counter()
-            solver(vt[:m], s[:m])
-            _sync(dev)
-            fd_rate = m / (time.perf_counter() - t0)
-        return {"operator_wavefields_per_s": op_rate, "solver_wavefields_per_s": fd_rate,
-                "ratio": op_rate / fd_rate, "operator_batch": bs, "solver_batch": m}
-
-    fns = {"data": data, "train": train_main, "evaluate": evaluate_main, "datasize": datasize,
-           "square": square, "superres": superres, "fwi": fwi, "speed": speed}
     t_all = time.perf_counter()
-    for name in STAGES:
-        if name in stages:
-            _stage(out, name, fns[name], done)
-    metrics = {"preset": cfg.preset, "config": cfg.__dict__, "machine": machine_info(device),
-               "stages": done, "total_seconds": time.perf_counter() - t_all}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-    write_report(out / "report.md", metrics)
+    all_stages = make_stages(ctx)
+    by_name = {s.name: s for s in all_stages}
+    bar = progress_bar(len(set(chosen)), unit="stage", desc="reproduce", progress=progress)
+    try:
+        for stage in all_stages:
+            if stage.name in chosen:
+                bar.set_postfix_str(stage.name)
+                done[stage.name] = runner.run(stage, by_name)
+                bar.update(1)
+            elif (res := runner.result(stage)) is not None:
+                done[stage.name] = res
+            elif (ctx.out / f"{stage.name}.json").exists():
+                runner.say(f"stage {stage.name}: made with another configuration, left out of "
+                           "the report (run it again to include it)")
+    finally:
+        bar.close()
+    metrics = {"preset": config.preset, "config": config.to_dict(),
+               "setup": ctx.preset.to_dict(), "machine": machine_info(device), "stages": done,
+               "total_seconds": time.perf_counter() - t_all}
+    write_json(ctx.out / "metrics.json", metrics)
+    write_report(ctx.out / "report.md", metrics)
     return metrics
