@@ -23,6 +23,9 @@ def datasize(
     epochs: int = typer.Option(None, help="Epochs per model."),
     time_budget: float = typer.Option(None, help="Minutes per model."),
     n_val: int = typer.Option(200, help="Validation samples (the last of the store)."),
+    augment: str = typer.Option(
+        "none,d4", help="Augmentations trained side by side, comma-separated (d4, none): one "
+                        "run per size and augmentation, one column each in the table."),
     device: str = typer.Option(None, help="cpu, cuda, ..."),
     threads: int = typer.Option(None, help="CPU threads."),
 ) -> None:
@@ -35,6 +38,9 @@ def datasize(
         size_list = [int(x) for x in sizes.split(",") if x.strip()]
     except ValueError:
         raise SeisfnoError(f"--sizes must be integers separated by commas, got {sizes!r}") from None
+    modes = [a.strip() for a in augment.split(",") if a.strip()]
+    if not modes or any(a not in ("d4", "none") for a in modes) or len(set(modes)) < len(modes):
+        raise SeisfnoError(f"--augment must list d4 and/or none once each, got {augment!r}")
     store = open_store(data)
     n = store.n_samples
     if max(size_list) > n - n_val:
@@ -43,7 +49,7 @@ def datasize(
     v, s, u = store.load(None)
     kw = {k: val for k, val in (("epochs", epochs), ("time_budget_min", time_budget)) if val}
     emit_json(datasize_study(v, s, u, store.preset, size_list, out, n_val=n_val,
-                             train_kwargs=kw, device=device))
+                             train_kwargs=kw, device=device, augment=modes))
 
 
 @study_app.command("square")

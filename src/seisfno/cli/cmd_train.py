@@ -30,6 +30,13 @@ def train(
     amp: str = typer.Option("auto", help="bf16 autocast: auto (CUDA), on, off."),
     compile: str = typer.Option("auto", help="torch.compile: auto (CUDA), on, off."),
     seed: int = typer.Option(0, help="Initialization and shuffling seed."),
+    augment: str = typer.Option(
+        None, help="d4: a random symmetry of the square per sample (exact on a square grid; "
+                   "the default there), or none (the default on other grids)."),
+    in_memory: bool = typer.Option(
+        None, "--in-memory/--streaming",
+        help="Load the training data whole (fast, needs its size in RAM) or stream it chunk by "
+             "chunk (bounded memory). Default: whole when it takes at most 512 MiB."),
     progress: bool = typer.Option(True, help="Progress bar on stderr."),
     threads: int = typer.Option(None, help="CPU threads."),
 ) -> None:
@@ -44,10 +51,12 @@ def train(
         raise SeisfnoError("--epochs must be at least 1")
     if batch_size < 1 or not lr > 0:
         raise SeisfnoError("--batch-size must be >= 1 and --lr positive")
+    if augment is not None and augment not in ("d4", "none"):
+        raise SeisfnoError(f"--augment must be d4 or none, got {augment!r}")
     r = run(data, out, arch=arch, epochs=epochs, time_budget_min=time_budget,
             batch_size=batch_size, lr=lr, loss=loss, n_val=n_val, n_train=n_train,
             device=device, amp=amp, compile=compile, seed=seed, progress=progress,
-            arch_args=arch_args)
+            arch_args=arch_args, augment=augment, in_memory=in_memory)
     emit_json({"out": str(r.out_dir), "model": str(r.out_dir / "model.json"),
                "epochs": r.epochs_run, "val_rel_l2": r.val_rel_l2,
                "train_rel_l2": r.train_rel_l2, "seconds": round(r.seconds, 2)})

@@ -154,9 +154,20 @@ class OperatorModel(nn.Module):
 
 
 def model_paths(path_or_name: str | os.PathLike) -> tuple[Path, Path]:
-    """``(weights, card)`` paths for a run directory, a file, a stem or a shipped name."""
+    """``(weights, card)`` paths for a run directory, a file, a stem or a shipped name.
+
+    A path that exists wins over a shipped name: a directory must hold ``model.json`` (an
+    error otherwise, even when a shipped model has its name); only a name that is no file,
+    stem or directory here is looked up among the shipped models.
+    """
     p = Path(path_or_name)
     if p.is_dir():
+        if not (p / "model.json").is_file():
+            shadow = (f"; it hides the shipped model {p.name!r}, which you can load as "
+                      f"{str(PRETRAINED_DIR / p.name)!r}"
+                      if (PRETRAINED_DIR / f"{p.name}.json").is_file() else "")
+            raise SeisfnoError(f"{str(path_or_name)!r} is a directory without a model "
+                               f"(no model.json in it){shadow}")
         p = p / "model"
     elif p.suffix in (".safetensors", ".json"):
         p = p.with_suffix("")

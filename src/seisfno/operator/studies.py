@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,40 +93,73 @@ def _solve(preset: Preset, v: np.ndarray, s: np.ndarray, device=None, batch: int
 def datasize_study(velocity: np.ndarray, sources_xz_m: np.ndarray, wavefield: np.ndarray,
                    preset: Preset, sizes: list[int], out_dir: str | os.PathLike, *,
                    n_val: int = 200, train_kwargs: dict | None = None,
-                   device: str | None = None, progress: bool = False) -> dict[str, Any]:
+                   device: str | None = None, progress: bool = False,
+                   augment: str | Sequence[str] | None = None) -> dict[str, Any]:
     """Train one model per training-set size and record its training and validation errors.
 
     The last ``n_val`` samples are the common validation set; size ``n`` trains on the first
     ``n`` others. ``train_kwargs`` go to :func:`~seisfno.operator.train.fit` (``epochs`` or
-    ``time_budget_min`` per model, ...). Each model's run directory is ``out_dir/n<size>``, so an
-    interrupted study resumes.
+    ``time_budget_min`` per model, ...). ``augment`` is one augmentation (``"d4"``, ``"none"``;
+    default: :func:`~seisfno.operator.train.fit`'s) with run directories ``out_dir/n<size>``, or a
+    list of them, trained side by side in ``out_dir/n<size>-<augment>``; an interrupted study
+    resumes. The result's ``rows`` hold one run each (with its ``augment``); ``table`` has one
+    row per size and a ``val_rel_l2[<augment>]`` and ``train_rel_l2[<augment>]`` column per
+    augmentation, also written as ``datasize.md``.
     """
     out = Path(out_dir)
     n_avail = len(velocity) - n_val
+    single = augment is None or isinstance(augment, str)
+    modes = [augment] if single else list(augment)
     rows = []
     for n in sorted(sizes):
         if n > n_avail:
             raise ValueError(f"size {n} needs more than the {n_avail} training samples available")
-        res = fit(velocity, sources_xz_m, wavefield, preset, out / f"n{n}", n_val=n_val,
-                  n_train=n, device=device, progress=progress, **(train_kwargs or {}))
-        rows.append({"n_train": n, "train_rel_l2": res.train_rel_l2,
-                     "val_rel_l2": res.val_rel_l2, "epochs": res.epochs_run,
-                     "seconds": res.seconds})
-    result = {"study": "datasize", "preset": preset.name, "n_val": n_val, "rows": rows}
+        for mode in modes:
+            run = out / (f"n{n}" if single else f"n{n}-{mode}")
+            res = fit(velocity, sources_xz_m, wavefield, preset, run, n_val=n_val, n_train=n,
+                      device=device, progress=progress, **{**(train_kwargs or {}),
+                                                           "augment": mode})
+            card = json.loads((run / "model.json").read_text())
+            rows.append({"n_train": n, "augment": card["training"]["augment"],
+                         "train_rel_l2": res.train_rel_l2, "val_rel_l2": res.val_rel_l2,
+                         "epochs": res.epochs_run, "seconds": res.seconds})
+    table = _datasize_table(rows)
+    result = {"study": "datasize", "preset": preset.name, "n_val": n_val, "rows": rows,
+              "table": table}
     _plot_datasize(rows, out / "datasize.png")
+    (out / "datasize.md").write_text(_markdown(table))
     return _write(out, "datasize", result)
 
 
+def _datasize_table(rows: list[dict]) -> list[dict]:
+    """One row per size, a training and a validation column per augmentation."""
+    table: dict[int, dict] = {}
+    for r in rows:
+        t = table.setdefault(r["n_train"], {"n_train": r["n_train"]})
+        t[f"train_rel_l2[{r['augment']}]"] = r["train_rel_l2"]
+        t[f"val_rel_l2[{r['augment']}]"] = r["val_rel_l2"]
+    return [table[n] for n in sorted(table)]
+
+
+def _markdown(table: list[dict]) -> str:
+    cols = sorted({k for t in table for k in t if k != "n_train"}, key=lambda k: (k[0] != "v", k))
+    lines = ["| n_train | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    lines += [f"| {t['n_train']} | " + " | ".join(
+        f"{t[c]:.4f}" if c in t else "" for c in cols) + " |" for t in table]
+    return "\n".join(lines) + "\n"
+
+
 def _plot_datasize(rows: list[dict], path: Path) -> None:
-    import matplotlib
+    from ..plotting import subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = [r["n_train"] for r in rows]
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.plot(n, [r["train_rel_l2"] for r in rows], "o-", label="training")
-    ax.plot(n, [r["val_rel_l2"] for r in rows], "s-", label="validation")
+    fig, ax = subplots(figsize=(5, 3.6))
+    modes = list(dict.fromkeys(r["augment"] for r in rows))
+    for mode in modes:
+        sel = [r for r in rows if r["augment"] == mode]
+        tag = f" ({mode})" if len(modes) > 1 else ""
+        n = [r["n_train"] for r in sel]
+        ax.plot(n, [r["train_rel_l2"] for r in sel], "o--", label=f"training{tag}")
+        ax.plot(n, [r["val_rel_l2"] for r in sel], "s-", label=f"validation{tag}")
     ax.set_xlabel("training samples")
     ax.set_ylabel("relative L2")
     ax.set_title("Error against training-set size")
@@ -134,7 +168,6 @@ def _plot_datasize(rows: list[dict], path: Path) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def square_anomaly_study(model: OperatorModel, out_dir: str | os.PathLike, *,

@@ -1,19 +1,31 @@
 """Training: relative-L2 loss, Adam with warm-up + cosine decay, per-epoch resumable checkpoints.
 
-:func:`fit` is the core loop on in-memory arrays (a GPU script can generate data and train without
-a store); :func:`train` opens a dataset store and calls it. Under ``torchrun`` (``WORLD_SIZE > 1``)
-the loop runs data-parallel (DistributedDataParallel, DistributedSampler; NCCL on CUDA, gloo on
-CPU); the batch size is global.
+:func:`fit` trains on in-memory arrays (a GPU script can generate data and train without a
+store); :func:`train` trains on a dataset store, streamed chunk by chunk with bounded memory or
+loaded whole when it is small (:mod:`.train_data`). Under ``torchrun`` (``WORLD_SIZE > 1``) the
+loop runs data-parallel (DistributedDataParallel, each rank its own share of every epoch; NCCL on
+CUDA, gloo on CPU); the batch size is global.
+
+By default every training sample is transformed by a random symmetry of the square (flips and
+transpose, ``augment="d4"``), which is exact for the wave equation on a square grid; the grid's
+coordinate channels are not transformed, only the physical inputs and the target.
 
 Run directory layout::
 
     RUN/metrics.jsonl                 one JSON line per epoch
     RUN/checkpoint/state.safetensors  model + optimizer tensors (atomic)
-    RUN/checkpoint/state.json         counters and config (atomic, written after the tensors)
+    RUN/checkpoint/state.json         counters, config, data fingerprint, normalization (atomic)
     RUN/model.safetensors, model.json the final model and its card
 
 Rerunning the same command after an interruption resumes after the last finished epoch; the
-per-epoch shuffles depend only on ``(seed, epoch)``, so a resumed run ends with the same weights.
+per-epoch shuffles and transforms depend only on ``(seed, epoch)``, so a resumed run ends with the
+same weights. A resume checks that the data and the run's settings are those of the checkpoint
+(and refuses otherwise); a larger ``epochs`` continues training. The card is rewritten only when
+the weights change.
+
+The loop is :func:`_run_epochs`: each epoch trains (:func:`_train_epoch`), validates
+(:func:`_validate`), asks the epoch rules (:class:`Divergence`, :class:`TimeBudget`) and records
+(:func:`_record_epoch`).
 """
 
 from __future__ import annotations
@@ -33,16 +45,34 @@ import torch.distributed as dist
 from torch import nn
 
 from .._errors import SeisfnoError
+from .._progress import progress_bar
 from .._version import __version__
 from ..physics import Preset
 from .checkpoint import _atomic_write, load_tensors, make_card, save_model, save_tensors
 from .encoding import Normalization, encode_inputs, encode_wavefield
 from .registry import build_model, default_args
+from .train_checks import CompiledForward, check_arch, check_resume, read_state
+from .train_data import (
+    ArraySource,
+    StoreSource,
+    augment_batch,
+    augment_choices,
+    resolve_augment,
+    store_identity,
+)
+
+#: ``train`` loads a store whole (the fast path) when its training and validation data take at
+#: most this many bytes and ``in_memory`` is not given; larger stores are streamed.
+IN_MEMORY_AUTO_BYTES = 512 * 2**20
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (stored in the card and the checkpoint)."""
+    """Everything that defines a training run (stored in the card and the checkpoint).
+
+    ``augment`` is ``"d4"`` (a random symmetry of the square per sample and epoch), ``"none"``,
+    or ``None``: ``"d4"`` where the grid is square with equal spacing, ``"none"`` otherwise.
+    """
 
     arch: str = "fno2d"
     arch_args: dict = field(default_factory=dict)
@@ -58,6 +88,7 @@ class TrainConfig:
     seed: int = 0
     amp: str = "auto"
     compile: str = "auto"
+    augment: str | None = None
 
 
 @dataclass
@@ -145,9 +176,263 @@ def _load_state(ckpt: Path, net: nn.Module, opt: torch.optim.Optimizer, dev) -> 
     return counters
 
 
+# --------------------------------------------------------------------------- one run
+@dataclass
+class _Run:
+    """The state of one training run, shared by the loop's pieces."""
+
+    cfg: TrainConfig
+    source: Any
+    preset: Preset
+    out: Path
+    rank: int
+    world: int
+    dev: torch.device
+    net: nn.Module
+    opt: torch.optim.Optimizer
+    counters: dict
+    norm: Normalization | None = None
+    fwd: CompiledForward | None = None
+    bs: int = 1
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def ckpt(self) -> Path:
+        return self.out / "checkpoint"
+
+    def encode(self, v, s, u) -> tuple[torch.Tensor, torch.Tensor]:
+        x = encode_inputs(v.to(self.dev, non_blocking=True), s, self.preset.grid, self.norm)
+        return x, encode_wavefield(u.to(self.dev, non_blocking=True), self.norm)
+
+
+def _start(source, preset: Preset, out: Path, cfg: TrainConfig, device: str | None) -> _Run:
+    """Build the model and optimizer, and resume the checkpoint in ``out`` if there is one."""
+    rank, world, dev = _dist_setup(device)
+    requested_epochs = cfg.epochs
+    if cfg.epochs is None:
+        cfg.epochs = 10_000 if cfg.time_budget_min else 50
+    cfg.arch_args = {**default_args(cfg.arch, preset), **cfg.arch_args}
+    check_arch(cfg.arch, cfg.arch_args)
+    cfg.augment, note = resolve_augment(cfg.augment, preset.grid)
+    data = source.fingerprint()
+    torch.manual_seed(cfg.seed)
+    net = build_model(cfg.arch, **cfg.arch_args).to(dev)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    counters = {"epoch": 0, "step": 0, "epochs_total": cfg.epochs, "seconds": 0.0,
+                "config": asdict(cfg), "best_val_rel_l2": None, "data": data}
+    run = _Run(cfg, source, preset, out, rank, world, dev, net, opt, counters)
+    if note:
+        run.notes["augment_note"] = note
+    prev = read_state(run.ckpt)
+    if prev is not None:
+        check_resume(prev, cfg, data, out)
+        run.counters = _load_state(run.ckpt, net, opt, dev)
+        _continue(run, requested_epochs)
+    return run
+
+
+def _continue(run: _Run, requested_epochs: int | None) -> None:
+    """A resumed run keeps its settings; a larger ``epochs`` stretches its schedule to that."""
+    c, cfg = run.counters, run.cfg
+    stored = TrainConfig(**{**asdict(cfg), **c["config"]})
+    stored.amp, stored.compile = cfg.amp, cfg.compile
+    if requested_epochs is not None and requested_epochs > c["epochs_total"]:
+        c["epochs_total"] = requested_epochs
+        stored.epochs, stored.time_budget_min = requested_epochs, cfg.time_budget_min
+    c["config"] = asdict(stored)
+    run.cfg = stored
+    run.notes.update(c.get("notes", {}))
+
+
+def _prepare(run: _Run, progress: bool) -> None:
+    """Normalization (stored on resume), data placement, parallel wrapper and forward."""
+    c = run.counters
+    if c.get("normalization"):
+        run.norm = Normalization.from_dict(c["normalization"])
+    else:
+        run.norm = run.source.normalization(run.rank, run.world)
+        c["normalization"] = run.norm.to_dict()
+    c["notes"] = run.notes
+    run.source.to(run.dev)
+    if run.rank == 0:
+        run.out.mkdir(parents=True, exist_ok=True)
+    model: nn.Module = run.net
+    if run.world > 1 and run.dev.type == "cuda":
+        # paper3d's BatchNorm: statistics over the global batch, as on one device (CUDA only;
+        # the replaced modules keep their parameter and buffer names, so checkpoints match).
+        run.net = nn.SyncBatchNorm.convert_sync_batchnorm(run.net)
+        model = run.net
+    if run.world > 1:
+        model = nn.parallel.DistributedDataParallel(
+            run.net, device_ids=[run.dev.index] if run.dev.type == "cuda" else None)
+    run.fwd = CompiledForward(model, run.dev, run.cfg, run.rank)
+    run.bs = max(1, math.ceil(run.cfg.batch_size / run.world))
+
+
 # --------------------------------------------------------------------------- the loop
-def _as_tensor(a) -> torch.Tensor:
-    return a if torch.is_tensor(a) else torch.from_numpy(np.ascontiguousarray(a))
+def _train_epoch(run: _Run, epoch: int, budgeted: bool) -> float:
+    """One epoch of optimizer steps; returns the mean training relative L2 (all ranks)."""
+    cfg, c, opt = run.cfg, run.counters, run.opt
+    steps = run.source.steps(run.bs, run.world)
+    total_steps = c["epochs_total"] * steps
+    warmup = max(1, int(cfg.warmup_frac * total_steps)) if not budgeted else \
+        max(1, min(steps, int(cfg.warmup_frac * total_steps)))
+    ks = augment_choices(cfg.seed, epoch, run.source.n_train) if cfg.augment == "d4" else None
+    err = torch.zeros(2, dtype=torch.float64, device=run.dev)
+    for v, s, u, idx in run.source.train_batches(epoch, run.bs, cfg.seed, run.rank, run.world):
+        f = lr_factor(c["step"], total_steps, warmup)
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * f
+        if ks is not None:
+            v, s, u = augment_batch(v, s, u, ks[idx], run.preset.grid)
+        x, y = run.encode(v, s, u)
+        pred = run.fwd(x)
+        loss = _loss(pred, y, cfg.loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        err[0] += rel_l2(pred.detach(), y).sum().double()
+        err[1] += len(y)
+        c["step"] += 1
+    err = _all_sum(err, run.world)
+    return float(err[0] / err[1])
+
+
+def _validate(run: _Run) -> float:
+    """Mean relative L2 over the validation samples (all ranks)."""
+    run.net.eval()
+    tot = torch.zeros(2, dtype=torch.float64, device=run.dev)
+    with torch.no_grad():
+        for v, s, u, _ in run.source.val_batches(max(run.bs, 8), run.rank, run.world):
+            x, y = run.encode(v, s, u)
+            pred = run.fwd(x)
+            tot += torch.stack([rel_l2(pred, y).sum().double(),
+                                torch.tensor(float(len(y)), device=run.dev, dtype=torch.float64)])
+    run.net.train()
+    tot = _all_sum(tot, run.world)
+    return float(tot[0] / tot[1]) if tot[1] > 0 else float("nan")
+
+
+class Divergence:
+    """Epoch rule: stop with an error when the training error is not finite."""
+
+    def after_epoch(self, run: _Run, epoch: int, train_err: float, t0: float) -> None:
+        if not math.isfinite(train_err):
+            raise SeisfnoError(f"training diverged at epoch {epoch + 1} (lower --lr)")
+
+
+class TimeBudget:
+    """Epoch rule: fit the epoch count into ``minutes`` at the latest epoch's cost.
+
+    The first epoch includes compilation and warm-up, so the count is fixed after the second (the
+    cosine schedule is stretched once, early, where it is flat).
+    """
+
+    def __init__(self, minutes: float, max_epochs: int) -> None:
+        self.seconds, self.max_epochs = minutes * 60, max_epochs
+
+    def after_epoch(self, run: _Run, epoch: int, train_err: float, t0: float) -> None:
+        c = run.counters
+        if c.get("budget_fixed"):
+            return
+        per_epoch = torch.tensor([time.perf_counter() - t0], device=run.dev)
+        if run.world > 1:
+            dist.all_reduce(per_epoch, op=dist.ReduceOp.MAX)
+        left = self.seconds - c["seconds"]
+        more = int(max(left, 0.0) // max(float(per_epoch), 1e-6))
+        c["epochs_total"] = max(epoch + 1, min(self.max_epochs, epoch + 1 + more))
+        c["budget_fixed"] = epoch >= 1
+
+
+def _record_epoch(run: _Run, rec: dict, bar) -> None:
+    """Metrics line, checkpoint (rank 0) and progress after an epoch."""
+    c = run.counters
+    best = c["best_val_rel_l2"]
+    c["best_val_rel_l2"] = rec["val_rel_l2"] if best is None or rec["val_rel_l2"] < best else best
+    c["last"] = rec
+    if run.rank == 0:
+        with open(run.out / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        _save_state(run.ckpt, run.net, run.opt, c)
+        bar.total = c["epochs_total"]
+        bar.set_postfix(train=f"{rec['train_rel_l2']:.3f}", val=f"{rec['val_rel_l2']:.3f}")
+        bar.update(1)
+    if run.world > 1:
+        dist.barrier()
+
+
+def _run_epochs(run: _Run, progress: bool) -> list[dict]:
+    """Train until the epoch count (which the rules may change) is reached; the history."""
+    c, cfg = run.counters, run.cfg
+    rules: list = [Divergence()]
+    if cfg.time_budget_min:
+        rules.append(TimeBudget(cfg.time_budget_min, cfg.epochs))
+    bar = progress_bar(c["epochs_total"], initial=c["epoch"], unit="epoch",
+                       progress=progress and run.rank == 0)
+    history: list[dict] = []
+    t_run = time.perf_counter() - c["seconds"]
+    run.net.train()
+    try:
+        while c["epoch"] < c["epochs_total"]:
+            epoch, t0 = c["epoch"], time.perf_counter()
+            train_err = _train_epoch(run, epoch, budgeted=bool(cfg.time_budget_min))
+            rules[0].after_epoch(run, epoch, train_err, t0)
+            val = _validate(run)
+            c["epoch"] = epoch + 1
+            c["seconds"] = time.perf_counter() - t_run
+            for rule in rules[1:]:
+                rule.after_epoch(run, epoch, train_err, t0)
+            rec = {"epoch": epoch + 1, "train_rel_l2": train_err, "val_rel_l2": val,
+                   "lr": run.opt.param_groups[0]["lr"],
+                   "seconds": round(time.perf_counter() - t0, 3)}
+            history.append(rec)
+            _record_epoch(run, rec, bar)
+    finally:
+        bar.close()
+    return history
+
+
+def _finish(run: _Run, history: list[dict], data_info: dict) -> TrainResult:
+    """Write the model and its card when the weights changed (or none were written yet)."""
+    c, cfg = run.counters, run.cfg
+    last = history[-1] if history else c.get("last", {})
+    val = last.get("val_rel_l2", float("nan"))
+    train_err = last.get("train_rel_l2", float("nan"))
+    result = TrainResult(run.out, c["epoch"], val, train_err, c["seconds"], history)
+    written = (run.out / "model.json").exists() and (run.out / "model.safetensors").exists()
+    if not history and written:  # nothing trained now: the card stays as it is
+        return result
+    notes = {**run.notes, **({"compile_fallback": run.fwd.fallback} if run.fwd.fallback else {})}
+    n_train, n_val = run.source.n_train, run.source.n_val
+    card = make_card(cfg.arch, cfg.arch_args, run.norm, run.preset,
+                     data=data_info,
+                     training={**asdict(cfg), "epochs_run": c["epoch"],
+                               "n_train": int(n_train), "n_val": int(n_val),
+                               "world_size": run.world, "device": str(run.dev),
+                               "seconds": round(c["seconds"], 2),
+                               "data_mode": run.source.mode, **notes},
+                     metrics={"val_rel_l2": val, "train_rel_l2": train_err})
+    if run.rank == 0:
+        save_model(run.out / "model", run.net, card)
+    if run.world > 1:
+        dist.barrier()
+    return result
+
+
+def _fit_source(source, preset: Preset, out_dir, cfg: TrainConfig, data_info: dict | None,
+                device: str | None, progress: bool) -> TrainResult:
+    run = _start(source, preset, Path(out_dir), cfg, device)
+    _prepare(run, progress)
+    history = _run_epochs(run, progress)
+    return _finish(run, history, data_info or {})
+
+
+def _split(n: int, n_val: int, n_train: int | None) -> tuple[int, int]:
+    n_val = min(n_val, n - 1)
+    n_tr = n - n_val if n_train is None else min(n_train, n - n_val)
+    if n_tr < 1:
+        raise SeisfnoError(f"{n} samples leave none for training after {n_val} for validation")
+    return n_tr, n_val
 
 
 def fit(velocity, sources_xz_m, wavefield, preset: Preset, out_dir: str | os.PathLike, *,
@@ -164,9 +449,9 @@ def fit(velocity, sources_xz_m, wavefield, preset: Preset, out_dir: str | os.Pat
         for validation (as in the paper); training uses the first ``n_train`` of the rest.
     preset : Preset
     out_dir : path
-        The run directory; an existing checkpoint there is resumed.
+        The run directory; an existing checkpoint there is resumed (same data and settings).
     config : TrainConfig, optional
-        ``overrides`` replace its fields (``epochs=3``, ``lr=1e-3``, ...).
+        ``overrides`` replace its fields (``epochs=3``, ``lr=1e-3``, ``augment="none"``, ...).
     data_info : dict, optional
         Provenance for the card (store path, seed, attrs).
     device : str, optional
@@ -177,199 +462,27 @@ def fit(velocity, sources_xz_m, wavefield, preset: Preset, out_dir: str | os.Pat
     TrainResult
     """
     cfg = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
-    rank, world, dev = _dist_setup(device)
-    out = Path(out_dir)
-    v_all, s_all, u_all = _as_tensor(velocity), np.asarray(sources_xz_m, np.float64), \
-        _as_tensor(wavefield)
-    n = v_all.shape[0]
-    if u_all.shape[0] != n or s_all.shape != (n, 2) or tuple(v_all.shape[1:]) != preset.grid.shape \
-            or tuple(u_all.shape[1:]) != (preset.nt_out, *preset.grid.shape):
+    v = velocity if torch.is_tensor(velocity) else np.asarray(velocity)
+    u = wavefield if torch.is_tensor(wavefield) else np.asarray(wavefield)
+    s = np.asarray(sources_xz_m, np.float64)
+    n = v.shape[0]
+    if u.shape[0] != n or s.shape != (n, 2) or tuple(v.shape[1:]) != preset.grid.shape \
+            or tuple(u.shape[1:]) != (preset.nt_out, *preset.grid.shape):
         raise SeisfnoError(
-            f"training arrays do not match the preset: velocity {tuple(v_all.shape)}, sources "
-            f"{s_all.shape}, wavefield {tuple(u_all.shape)}; expected (n, {preset.grid.nz}, "
+            f"training arrays do not match the preset: velocity {tuple(v.shape)}, sources "
+            f"{s.shape}, wavefield {tuple(u.shape)}; expected (n, {preset.grid.nz}, "
             f"{preset.grid.nx}) and (n, {preset.nt_out}, {preset.grid.nz}, {preset.grid.nx})")
-    n_val = min(cfg.n_val, n - 1)
-    n_train = n - n_val if cfg.n_train is None else min(cfg.n_train, n - n_val)
-    if n_train < 1:
-        raise SeisfnoError(f"{n} samples leave none for training after {n_val} for validation")
-    tr, va = np.arange(n_train), np.arange(n - n_val, n)
-    if cfg.epochs is None:
-        cfg.epochs = 10_000 if cfg.time_budget_min else 50
-    cfg.arch_args = {**default_args(cfg.arch, preset), **cfg.arch_args}
-    norm = Normalization.fit(v_all[tr], u_all[tr])
-
-    # Data on the device when it fits (keeps a GPU busy); otherwise batches move per step.
-    nbytes = (v_all.numel() + u_all.numel()) * 4
-    on_dev = dev.type == "cpu" or (
-        dev.type == "cuda" and nbytes < 0.5 * torch.cuda.mem_get_info(dev)[0])
-    store_dev = dev if on_dev else torch.device("cpu")
-    v_all = v_all.to(store_dev, torch.float32)
-    u_all = u_all.to(store_dev, torch.float32)
-    grid = preset.grid
-
-    torch.manual_seed(cfg.seed)
-    net = build_model(cfg.arch, **cfg.arch_args).to(dev)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ckpt = out / "checkpoint"
-    counters = {"epoch": 0, "step": 0, "epochs_total": cfg.epochs, "seconds": 0.0,
-                "config": asdict(cfg), "best_val_rel_l2": None}
-    if (ckpt / "state.json").exists():
-        prev = json.loads((ckpt / "state.json").read_text())
-        if prev["config"]["arch"] != cfg.arch or prev["config"]["arch_args"] != cfg.arch_args:
-            raise SeisfnoError(f"{out} holds a run of another architecture; use a new --out")
-        counters = _load_state(ckpt, net, opt, dev)
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-
-    model: nn.Module = net
-    if world > 1 and dev.type == "cuda":
-        # paper3d's BatchNorm: statistics over the global batch, as on one device (CUDA only;
-        # the replaced modules keep their parameter and buffer names, so checkpoints match).
-        net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        model = net
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(
-            net, device_ids=[dev.index] if dev.type == "cuda" else None)
-    use_amp = dev.type == "cuda" and cfg.amp in ("auto", "bf16", "on", "true")
-    fwd = model
-    if cfg.compile in ("on", "true") or (cfg.compile == "auto" and dev.type == "cuda"):
-        fwd = torch.compile(model)
-
-    bs = max(1, math.ceil(cfg.batch_size / world))
-    sampler = torch.utils.data.DistributedSampler(range(n_train), num_replicas=world, rank=rank,
-                                                  shuffle=True, seed=cfg.seed, drop_last=True)
-    steps_per_epoch = max(1, len(sampler) // bs)
-
-    def batch(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        it = torch.as_tensor(idx, device=store_dev)
-        x = encode_inputs(v_all[it].to(dev, non_blocking=True), s_all[idx], grid, norm)
-        y = encode_wavefield(u_all[it].to(dev, non_blocking=True), norm)
-        return x, y
-
-    compiled = [fwd is not model]
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        nonlocal fwd
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            if not compiled[0]:
-                return fwd(x)
-            try:
-                out = fwd(x)
-                return out
-            except Exception as e:  # noqa: BLE001 - compilation is an optimization only
-                import warnings
-
-                warnings.warn(f"torch.compile failed ({type(e).__name__}: {e}); running eager",
-                              RuntimeWarning, stacklevel=2)
-                fwd, compiled[0] = model, False
-                return fwd(x)
-
-    def run_step(x, y) -> torch.Tensor:
-        pred = forward(x)
-        loss = _loss(pred, y, cfg.loss)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return rel_l2(pred.detach(), y).sum()
-
-    def validate() -> float:
-        net.eval()
-        mine = va[rank::world]
-        tot = torch.zeros(2, dtype=torch.float64, device=dev)
-        with torch.no_grad():
-            for k in range(0, len(mine), max(bs, 8)):
-                x, y = batch(mine[k:k + max(bs, 8)])
-                pred = forward(x)
-                tot += torch.stack([rel_l2(pred, y).sum().double(),
-                                    torch.tensor(float(len(y)), device=dev, dtype=torch.float64)])
-        net.train()
-        tot = _all_sum(tot, world)
-        return float(tot[0] / tot[1]) if tot[1] > 0 else float("nan")
-
-    bar = None
-    if progress and rank == 0:
-        from tqdm import tqdm
-
-        bar = tqdm(total=counters["epochs_total"], initial=counters["epoch"], unit="epoch",
-                   file=sys.stderr, dynamic_ncols=True)
-    history: list[dict] = []
-    budget_s = cfg.time_budget_min * 60 if cfg.time_budget_min else None
-    val = train_err = float("nan")
-    t_run = time.perf_counter() - counters["seconds"]
-    net.train()
-    while counters["epoch"] < counters["epochs_total"]:
-        epoch = counters["epoch"]
-        t0 = time.perf_counter()
-        sampler.set_epoch(epoch)
-        order = np.fromiter(iter(sampler), dtype=np.int64)
-        err = torch.zeros(2, dtype=torch.float64, device=dev)
-        total_steps = counters["epochs_total"] * steps_per_epoch
-        warmup = max(1, int(cfg.warmup_frac * total_steps)) if budget_s is None else \
-            max(1, min(steps_per_epoch, int(cfg.warmup_frac * total_steps)))
-        for k in range(steps_per_epoch):
-            f = lr_factor(counters["step"], total_steps, warmup)
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * f
-            x, y = batch(order[k * bs:(k + 1) * bs])
-            err[0] += run_step(x, y).double()
-            err[1] += len(y)
-            counters["step"] += 1
-        err = _all_sum(err, world)
-        train_err = float(err[0] / err[1])
-        if not math.isfinite(train_err):
-            raise SeisfnoError(f"training diverged at epoch {epoch + 1} (lower --lr)")
-        val = validate()
-        counters["epoch"] = epoch + 1
-        counters["seconds"] = time.perf_counter() - t_run
-        if budget_s is not None and not counters.get("budget_fixed"):
-            # Fit the schedule into what is left of the budget at the latest epoch's cost. The
-            # first epoch includes compilation and warm-up, so the count is fixed after the
-            # second (the cosine schedule is stretched once, early, where it is flat).
-            per_epoch = torch.tensor([time.perf_counter() - t0], device=dev)
-            if world > 1:
-                dist.all_reduce(per_epoch, op=dist.ReduceOp.MAX)
-            left = budget_s - counters["seconds"]
-            more = int(max(left, 0.0) // max(float(per_epoch), 1e-6))
-            counters["epochs_total"] = max(epoch + 1, min(cfg.epochs, epoch + 1 + more))
-            counters["budget_fixed"] = epoch >= 1
-        best = counters["best_val_rel_l2"]
-        counters["best_val_rel_l2"] = val if best is None or val < best else best
-        rec = {"epoch": epoch + 1, "train_rel_l2": train_err, "val_rel_l2": val,
-               "lr": opt.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 3)}
-        history.append(rec)
-        counters["last"] = rec
-        if rank == 0:
-            with open(out / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(rec) + "\n")
-            _save_state(ckpt, net, opt, counters)
-            if bar is not None:
-                bar.total = counters["epochs_total"]
-                bar.set_postfix(train=f"{train_err:.3f}", val=f"{val:.3f}")
-                bar.update(1)
-        if world > 1:
-            dist.barrier()
-    if bar is not None:
-        bar.close()
-    if not history and "last" in counters:  # already finished: report the stored run
-        val, train_err = counters["last"]["val_rel_l2"], counters["last"]["train_rel_l2"]
-    card = make_card(cfg.arch, cfg.arch_args, norm, preset, data=data_info or {},
-                     training={**asdict(cfg), "epochs_run": counters["epoch"],
-                               "n_train": int(n_train), "n_val": int(n_val), "world_size": world,
-                               "device": str(dev), "seconds": round(counters["seconds"], 2)},
-                     metrics={"val_rel_l2": val, "train_rel_l2": train_err})
-    if rank == 0:
-        save_model(out / "model", net, card)
-    if world > 1:
-        dist.barrier()
-    return TrainResult(out, counters["epoch"], val, train_err, counters["seconds"], history)
+    n_train, n_val = _split(n, cfg.n_val, cfg.n_train)
+    source = ArraySource(v, s, u, preset, n_train, n_val, info=data_info)
+    return _fit_source(source, preset, out_dir, cfg, data_info, device, progress)
 
 
 def train(data_path: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str = "fno2d",
           epochs: int | None = None, time_budget_min: float | None = None, batch_size: int = 16,
           lr: float = 3e-3, loss: str = "rel_l2", n_val: int = 200, n_train: int | None = None,
           device: str | None = None, amp: str = "auto", compile: str = "auto", seed: int = 0,
-          num_workers: int = 0, progress: bool = True, arch_args: dict | None = None
-          ) -> TrainResult:
+          num_workers: int = 0, progress: bool = True, arch_args: dict | None = None,
+          augment: str | None = None, in_memory: bool | None = None) -> TrainResult:
     """Train an operator on a dataset store (see :func:`fit` for the loop and outputs).
 
     Parameters
@@ -377,38 +490,58 @@ def train(data_path: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str
     data_path : path
         A store written by :func:`seisfno.data.generate_dataset`.
     out_dir : path
-        Run directory (resumed if it holds a checkpoint).
+        Run directory (resumed if it holds a checkpoint of the same data and settings).
     arch : {"fno2d", "paper3d"}
     epochs, time_budget_min : int, float, optional
         Stop after ``epochs`` or fit the schedule into ``time_budget_min`` minutes (both: the
-        first reached).
+        first reached). On a resumed run a larger ``epochs`` continues training.
     batch_size, lr, loss, n_val, n_train, seed : training configuration.
     device : str, optional
         Default CUDA when available.
     amp, compile : {"auto", "on", "off"}
         bf16 autocast and ``torch.compile``; ``auto`` enables both on CUDA only.
     num_workers : int
-        Unused while the whole set is loaded into memory (kept for a streaming loader).
+        Ignored: streaming reads ahead in one background thread.
+    augment : {"d4", "none"}, optional
+        Default ``"d4"`` on a square grid, ``"none"`` otherwise (see :class:`TrainConfig`).
+    in_memory : bool, optional
+        ``True`` loads the training and validation samples whole (fastest; needs their size in
+        RAM), ``False`` streams them chunk by chunk (memory bounded by a few chunks). Default:
+        whole when they take at most ``IN_MEMORY_AUTO_BYTES``, said on stderr with ``progress``.
     """
     from ..data import open_store
 
     store = open_store(data_path)
     if not getattr(store, "complete", True):
         raise SeisfnoError(f"{data_path} is incomplete; finish generating it first")
+    cfg = TrainConfig(arch=arch, arch_args=dict(arch_args or {}), epochs=epochs,
+                      time_budget_min=time_budget_min, batch_size=batch_size, lr=lr, loss=loss,
+                      n_val=n_val, n_train=None, seed=seed, amp=amp, compile=compile,
+                      augment=augment)
+    check_arch(arch, {**default_args(arch, store.preset), **cfg.arch_args})
+    resolve_augment(augment, store.preset.grid)
     n = store.n_samples
-    n_val_ = min(n_val, n - 1)
-    n_tr = n - n_val_ if n_train is None else min(n_train, n - n_val_)
-    idx = np.r_[np.arange(n_tr), np.arange(n - n_val_, n)]
-    v, s, u = store.load(idx)
+    n_tr, n_val_ = _split(n, n_val, n_train)
+    cfg.n_val = n_val_
     attrs = getattr(store, "attrs", {}) or {}
     info = {"path": str(Path(data_path).resolve()), "seed": attrs.get("seed"),
             "n_samples": int(n), "n_train": int(n_tr), "attrs": _jsonable(attrs),
-            "seisfno_version": __version__}
-    cfg = TrainConfig(arch=arch, arch_args=dict(arch_args or {}), epochs=epochs,
-                      time_budget_min=time_budget_min, batch_size=batch_size, lr=lr, loss=loss,
-                      n_val=n_val_, n_train=None, seed=seed, amp=amp, compile=compile)
-    return fit(v, s, u, store.preset, out_dir, config=cfg, data_info=info, device=device,
-               progress=progress)
+            "store_identity": store_identity(attrs), "seisfno_version": __version__}
+    nbytes = (n_tr + n_val_) * 4 * store.preset.grid.nz * store.preset.grid.nx * (
+        1 + store.preset.nt_out)
+    if in_memory is None:
+        in_memory = nbytes <= IN_MEMORY_AUTO_BYTES
+        if progress:
+            print(f"seisfno: {nbytes / 2**20:.0f} MiB of training data: "
+                  + ("loading it whole (--streaming to stream it)" if in_memory else
+                     "streaming it chunk by chunk (--in-memory to load it whole)"),
+                  file=sys.stderr, flush=True)
+    if in_memory:
+        v, s, u = store.load(np.r_[np.arange(n_tr), np.arange(n - n_val_, n)])
+        source = ArraySource(v, s, u, store.preset, n_tr, n_val_, info=info)
+    else:
+        source = StoreSource(store.path, n_tr, n_val_, info=info)
+    return _fit_source(source, store.preset, out_dir, cfg, info, device, progress)
 
 
 def _jsonable(d: Any) -> Any:
@@ -418,4 +551,5 @@ def _jsonable(d: Any) -> Any:
         return str(d)
 
 
-__all__ = ["TrainConfig", "TrainResult", "fit", "lr_factor", "rel_l2", "train"]
+__all__ = ["Divergence", "IN_MEMORY_AUTO_BYTES", "TimeBudget", "TrainConfig", "TrainResult",
+           "check_arch", "check_resume", "fit", "lr_factor", "rel_l2", "train"]
