@@ -59,3 +59,119 @@ def test_figure(tmp_path):
     v, s, u = synthetic_dataset(PRESET, 1, seed=0)
     path = plot_comparison(u[0], 0.9 * u[0], v[0], s[0], PRESET, tmp_path / "f.png")
     assert path.stat().st_size > 10_000
+
+
+# --- envelope and phase misfits (Kristekova et al. 2006, 2009; time-domain variant) ----------
+
+def _gabor(t, t0=2.0, f=5.0, width=0.5):
+    """A narrow-band wavelet: its analytic signal's phase advances at ``2 pi f``."""
+    return np.exp(-(((t - t0) / width) ** 2)) * np.cos(2 * np.pi * f * (t - t0))
+
+
+def test_envelope_misfit_of_a_pure_scaling():
+    """A scaling by s > 0 changes the envelope by s - 1 everywhere and no phase."""
+    from seisfno.operator.evaluate import envelope_phase_misfit
+
+    rng = np.random.default_rng(0)
+    true = rng.standard_normal((3, 40, 5, 6))
+    for s in (1.3, 0.8):
+        em, pm = envelope_phase_misfit(s * true, true)
+        np.testing.assert_allclose(em, s - 1, rtol=1e-9)
+        np.testing.assert_allclose(pm, 0.0, atol=1e-12)
+    em, pm = envelope_phase_misfit(true, true)
+    assert np.all(em == 0) and np.all(np.abs(pm) < 1e-15)
+    # a sign flip is a phase error of pi: |PM| = 1, no envelope error
+    em, pm = envelope_phase_misfit(-true, true)
+    np.testing.assert_allclose(np.abs(pm), 1.0, rtol=1e-9)
+    np.testing.assert_allclose(em, 0.0, atol=1e-12)
+
+
+def test_phase_misfit_of_a_small_delay():
+    """A delay d of a narrow-band signal of frequency f: PM = -2 f d (late is negative, early
+    positive), as its analytic signal is the reference's turned by -2 pi f d; EM is only the
+    shift of the Gaussian envelope exp(-(t/w)^2), |EM| = |d| / w (5 times smaller here)."""
+    from seisfno.operator.evaluate import envelope_phase_misfit
+
+    t = np.arange(400) * 0.01
+    true = np.stack([_gabor(t), _gabor(t, t0=1.5)])[:, :, None]  # (B, nt, 1 node)
+    for d in (0.004, -0.004, 0.01):
+        pred = np.stack([_gabor(t - d), _gabor(t - d, t0=1.5)])[:, :, None]
+        em, pm = envelope_phase_misfit(pred, true)
+        np.testing.assert_allclose(np.abs(em), abs(d) / 0.5, rtol=0.03)
+        np.testing.assert_allclose(pm, -2 * 5.0 * d, rtol=0.03)
+
+
+def test_misfit_matches_scipy_analytic_signal_on_tensors():
+    """Tensors in, the same numbers as the formula on scipy's analytic signal by hand."""
+    from scipy.signal import hilbert
+
+    from seisfno.operator.evaluate import envelope_phase_misfit
+
+    rng = np.random.default_rng(1)
+    true = rng.standard_normal((1, 30, 4))
+    pred = true + 0.3 * rng.standard_normal((1, 30, 4))
+    w = hilbert(pred[0], N=60, axis=0)[:30]
+    w0 = hilbert(true[0], N=60, axis=0)[:30]
+    em_ref = np.linalg.norm(np.abs(w) - np.abs(w0)) / np.linalg.norm(np.abs(w0))
+    pm_ref = (np.linalg.norm(np.abs(w0) * np.angle(w / w0) / np.pi)
+              / np.linalg.norm(np.abs(w0)))
+    em, pm = envelope_phase_misfit(torch.as_tensor(pred), torch.as_tensor(true))
+    assert abs(em[0]) == pytest.approx(em_ref, rel=1e-9)
+    assert abs(pm[0]) == pytest.approx(pm_ref, rel=1e-9)
+    with pytest.raises(SeisfnoError, match="equal"):
+        envelope_phase_misfit(pred, true[:, :20])
+
+
+def test_evaluate_reports_misfits():
+    m = _model()
+    v, s, u = synthetic_dataset(PRESET, 3, seed=2)
+    r = evaluate(m, (v, s, u))
+    assert len(r["envelope_misfit_per_sample"]) == 3 and len(r["phase_misfit_per_sample"]) == 3
+    assert r["envelope_misfit_mean"] == pytest.approx(
+        np.mean(np.abs(r["envelope_misfit_per_sample"])))
+    assert r["phase_misfit_mean"] > 0 and r["symmetrized"] is False
+
+
+# --- symmetrized inference --------------------------------------------------------------------
+
+def test_symmetrized_prediction_is_equivariant():
+    """The average over D4 commutes with every symmetry, exactly (to float32 round-off), while
+    the plain prediction of an untrained network does not."""
+    from seisfno.operator.evaluate import predict_symmetrized
+    from seisfno.physics.symmetry import D4, transform_field, transform_sources
+
+    m = _model()
+    v, s, _ = synthetic_dataset(PRESET, 2, seed=3)
+    g = PRESET.grid
+    with torch.no_grad():
+        base = predict_symmetrized(m, v, s)
+        plain = m.predict(v, s)
+        assert base.shape == plain.shape
+        gaps = []
+        for k in D4[1:]:
+            vk = torch.as_tensor(transform_field(v, k).copy())
+            got = predict_symmetrized(m, vk, transform_sources(s, k, g))
+            want = transform_field(base, k)
+            assert torch.allclose(got, want, rtol=1e-4, atol=1e-5 * float(base.abs().max()))
+            gaps.append(float((m.predict(vk, transform_sources(s, k, g))
+                               - transform_field(plain, k)).abs().max()))
+    assert max(gaps) > 1e-3 * float(plain.abs().max())
+
+
+def test_symmetrize_needs_a_square_grid():
+    """A model of a 17 x 21 node domain: a clear error, from the function and from evaluate."""
+    from seisfno.operator.evaluate import predict_symmetrized
+    from seisfno.physics import Grid
+
+    g = PRESET.grid
+    rect = PRESET.replace(grid=Grid(17, 21, g.dz_m, g.dx_m))
+    args = {"nt_out": 6, "width": 8, "modes": 4, "n_layers": 2, "projection": 8}
+    norm = Normalization(3000.0, 150.0, 2600.0, 3400.0, 1e-8)
+    m = OperatorModel(build_model("fno2d", **args).eval(), norm, rect,
+                      make_card("fno2d", args, norm, rect))
+    v = np.full((1, 17, 21), 3000.0, np.float32)
+    with pytest.raises(SeisfnoError, match="square grid with equal spacing"):
+        predict_symmetrized(m, v, [[100.0, 100.0]])
+    u = np.zeros((1, 6, 17, 21), np.float32)
+    with pytest.raises(SeisfnoError, match="square grid with equal spacing"):
+        evaluate(m, (v, np.array([[100.0, 100.0]]), u), symmetrize=True)

@@ -1,4 +1,4 @@
-"""``seisfno evaluate``: relative L2 errors of a trained operator on a dataset."""
+"""``seisfno evaluate``: relative L2 errors and envelope/phase misfits on a dataset."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ def evaluate(
     n_last: int = typer.Option(None, help="Evaluate only the last N samples (e.g. 200)."),
     figure: Path = typer.Option(None, help="Also draw true vs predicted (like Fig. 2) here."),
     per_sample: bool = typer.Option(False, help="Include per-sample and per-time errors."),
+    symmetrize: bool = typer.Option(False, help="Average the 8 symmetry-transformed predictions "
+                                    "(square grids; 8x the prediction time)."),
     device: str = typer.Option(None, help="cpu, cuda, ..."),
     threads: int = typer.Option(None, help="CPU threads."),
 ) -> None:
@@ -29,6 +31,7 @@ def evaluate(
     from ..data import open_store
     from ..operator import evaluate as run
     from ..operator import load_model, plot_comparison
+    from ..operator.evaluate import predict_symmetrized
 
     set_threads(threads)
     if resolution is not None and resolution < 2:
@@ -40,7 +43,7 @@ def evaluate(
     idx = None
     if n_last:
         idx = np.arange(max(0, store.n_samples - n_last), store.n_samples)
-    res = run(m, data, resolution=resolution, indices=idx)
+    res = run(m, data, resolution=resolution, indices=idx, symmetrize=symmetrize)
     if figure is not None:
         i = store.n_samples - 1 if idx is None else int(idx[-1])
         v, s, u = store.load([i])
@@ -49,12 +52,14 @@ def evaluate(
 
         vv = resample(torch.as_tensor(v), grid)
         with torch.no_grad():
-            pred = m.predict(vv, s).cpu().numpy()[0]
+            pred = (predict_symmetrized(m, vv, s) if symmetrize
+                    else m.predict(vv, s)).cpu().numpy()[0]
         plot_comparison(u[0], pred, vv.numpy()[0], s[0], m.preset, figure,
                         title=f"sample {i}")
         res["figure"] = str(figure)
     if not per_sample:
-        res.pop("rel_l2_per_sample")
-        res.pop("rel_l2_per_time")
+        for key in ("rel_l2_per_sample", "rel_l2_per_time", "envelope_misfit_per_sample",
+                    "phase_misfit_per_sample"):
+            res.pop(key)
     res["model"] = model
     emit_json(res)

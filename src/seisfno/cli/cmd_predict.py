@@ -17,6 +17,8 @@ def predict(
     velocity: Path = typer.Option(..., help="Velocity model (m/s), .npy/.npz/.sgy, (nz, nx)."),
     source: str = typer.Option(..., help="Source position 'X,Z' in metres from the top-left node."),
     out: Path = typer.Option(..., help="Output .npy: (nt, nz, nx) float32, sample k at k*dt_out."),
+    symmetrize: bool = typer.Option(False, help="Average the 8 symmetry-transformed predictions "
+                                    "(square grids; 8x the prediction time)."),
     device: str = typer.Option(None, help="cpu, cuda, ..."),
     threads: int = typer.Option(None, help="CPU threads."),
 ) -> None:
@@ -25,6 +27,7 @@ def predict(
     import torch
 
     from ..operator import load_model
+    from ..operator.evaluate import predict_symmetrized
     from ..physics import load_velocity
 
     set_threads(threads)
@@ -34,8 +37,11 @@ def predict(
     src = parse_xz(source)
     m = load_model(model, device=device)
     with torch.no_grad():
-        u = m.predict(v, np.asarray([src])).cpu().numpy()[0].astype(np.float32)
+        pred = (predict_symmetrized(m, v, np.asarray([src])) if symmetrize
+                else m.predict(v, np.asarray([src])))
+        u = pred.cpu().numpy()[0].astype(np.float32)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, u)
     emit_json({"out": str(out), "shape": list(u.shape), "dt_out_s": m.preset.dt_out_s,
-               "f_peak_hz": m.preset.f_peak_hz, "max_abs": float(np.abs(u).max())})
+               "f_peak_hz": m.preset.f_peak_hz, "max_abs": float(np.abs(u).max()),
+               "symmetrized": symmetrize})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 
 from .._errors import SeisfnoError
 from .._version import __version__
-from ..physics import AcousticSolver, Preset, get_preset, sample_rng, von_karman
+from ..physics import AcousticSolver, Preset, get_preset, sample_rng
 from .store import (
     FORMAT,
     FORMAT_VERSION,
@@ -38,7 +37,7 @@ from .store import (
 
 #: Default samples per shard (one solver batch, one chunk) for large datasets.
 DEFAULT_SHARD_SIZE = 16
-_VELOCITY_KEYS = ("mean_mps", "sigma_mps", "kappa", "corr_len_m", "clip_mps")
+_VELOCITY_KEYS = ("mean_mps", "sigma_mps", "kappa", "corr_len_m", "clip_mps", "method")
 
 
 def source_bounds(preset: Preset) -> tuple[np.ndarray, np.ndarray]:
@@ -53,9 +52,10 @@ def source_bounds(preset: Preset) -> tuple[np.ndarray, np.ndarray]:
 def draw_sample(preset: Preset, seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
     """The velocity model and source of sample ``index``.
 
-    The model is ``von_karman(grid, sample_rng(seed, index), **velocity params)`` (clipped to
-    ``clip_mps``); the source is then drawn from the same generator, uniformly in the domain
-    less ``source_margin_m`` (``x`` and ``z`` in one call).
+    The model is ``preset.velocity.draw(grid, sample_rng(seed, index))`` (``von_karman`` with
+    the velocity params, clipped to ``clip_mps``, or the authors' recipe); the source is then
+    drawn from the same generator, uniformly in the domain less ``source_margin_m`` (``x`` and
+    ``z`` in one call).
 
     Returns
     -------
@@ -63,8 +63,7 @@ def draw_sample(preset: Preset, seed: int, index: int) -> tuple[np.ndarray, np.n
     source_xz_m : ndarray, (2,) float64, (x, z) in m
     """
     rng = sample_rng(seed, index)
-    params = {k: getattr(preset.velocity, k) for k in _VELOCITY_KEYS}
-    v = von_karman(preset.grid, rng, **params)
+    v = preset.velocity.draw(preset.grid, rng)
     lo, hi = source_bounds(preset)
     return v, rng.uniform(lo, hi)
 
@@ -74,7 +73,7 @@ def generator_info(preset: Preset) -> dict:
     lo, hi = source_bounds(preset)
     return {
         "rng": "numpy.random.default_rng(SeedSequence([seed, index])): model, then source",
-        "velocity": {"model": "seisfno.physics.von_karman",
+        "velocity": {"model": "seisfno.physics.VonKarmanParams.draw",
                      **{k: getattr(preset.velocity, k) for k in _VELOCITY_KEYS}},
         "source": {"distribution": "uniform", "margin_m": preset.source_margin_m,
                    "x_range_m": [lo[0], hi[0]], "z_range_m": [lo[1], hi[1]]},
@@ -183,7 +182,7 @@ def generate_dataset(out: str | Path, preset: str | Preset, n_samples: int, *, s
     shard_size : int, optional
         Samples per task, solver batch and chunk (default :func:`default_shard_size`).
     progress : bool
-        Show a progress bar on stderr.
+        Show a progress bar on stderr (only on a terminal; see :mod:`seisfno._progress`).
     device : str, optional
         Torch device of the solver (``cuda`` for a GPU; default CPU). The stored data do not
         depend on it beyond floating-point rounding.
@@ -231,10 +230,9 @@ def generate_dataset(out: str | Path, preset: str | Preset, n_samples: int, *, s
 
 
 def _progress_bar(total: int, initial: int, name: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar
 
-    return tqdm(total=total, initial=initial, unit="sample", desc=name, file=sys.stderr,
-                disable=not enabled, dynamic_ncols=True, smoothing=0.05)
+    return progress_bar(total, initial=initial, unit="sample", desc=name, progress=enabled)
 
 
 def _cores() -> int:
