@@ -298,3 +298,123 @@ def test_stage_runner_rules_on_toy_stages(tmp_path):
     assert not (tmp_path / "toy.running.json").exists()
     assert sorted(p.read_text() for p in (tmp_path / "superseded").glob("*/out.txt")) == \
         ["1", "2", "3", "4", "5"]
+
+
+# --------------------------------------------------------------------------- the paper profile
+#: Fields that :func:`smoke_profile` may shrink; every other one is the real profile's.
+_SMOKE_SIZES = {"n_samples", "n_val", "train_minutes", "train_epochs", "datasize_sizes",
+                "datasize_minutes", "study_samples", "operator_iterations", "solver_iterations",
+                "hybrid_operator_iterations", "hybrid_solver_iterations", "operator_stages",
+                "solver_stages", "hybrid_operator_stages", "check_every", "batch_size",
+                "shard_size", "superres_nodes", "preset_overrides"}
+
+
+def _bands(stages):
+    return None if stages is None else [hz for hz, _ in stages]
+
+
+def test_paper_smoke_profile_is_the_real_profile_at_toy_size():
+    from seisfno.physics import get_preset
+    from seisfno.pipeline import stage_configs
+    from seisfno.pipeline.config import PROFILES, get_profile, smoke_profile
+
+    real = PROFILES["paper"]
+    smoke = get_profile("paper", smoke=True)
+    assert smoke == smoke_profile(real)
+    for f in dataclasses.fields(ReproduceConfig):
+        if f.name not in _SMOKE_SIZES:
+            assert getattr(smoke, f.name) == getattr(real, f.name), f.name
+    # The same FWI protocol: the same bands in the same order, refereed, a few steps each.
+    for k in ("operator_stages", "solver_stages", "hybrid_operator_stages"):
+        assert _bands(getattr(smoke, k)) == _bands(getattr(real, k)) == [3.0, None], k
+        assert all(0 < it <= 2 for _, it in getattr(smoke, k)), k
+    assert smoke.check_sources == real.check_sources == 4 and smoke.fwi_sources == 20
+    assert real.train_in_memory is False and smoke.train_in_memory is False  # streamed
+    assert smoke.shard_size and smoke.n_samples % smoke.shard_size == 0
+    assert smoke.n_samples // smoke.shard_size >= 4  # streaming crosses several chunks
+    # The same data-size study shape: as many sizes, in the same ratios, the largest all.
+    assert len(smoke.datasize_sizes) == len(real.datasize_sizes)
+    assert smoke.datasize_sizes[-1] == smoke.n_samples - smoke.n_val
+    assert real.datasize_sizes[-1] == real.n_samples - real.n_val
+    # The paper's physics; only the domain and the record are smaller.
+    p, q = get_preset("paper"), get_preset(smoke.preset, **dict(smoke.preset_overrides))
+    for name in ("f_peak_hz", "dt_out_s", "velocity", "decimation", "source_margin_m"):
+        assert getattr(q, name) == getattr(p, name), name
+    assert q.grid.dx_m == pytest.approx(p.grid.dx_m) and q.grid.nz < p.grid.nz
+    assert smoke.superres_nodes / q.grid.nz == real.superres_nodes / p.grid.nz == 2
+    # Every stage has a configuration of the same shape (the same code paths).
+    a, b = stage_configs(real), stage_configs(smoke)
+    assert a.keys() == b.keys()
+    assert all(a[k].keys() == b[k].keys() for k in a)
+
+
+def test_paper_profile_fits_one_ten_minute_gpu_call():
+    from seisfno.pipeline.config import H200_RATES, PROFILES, _fwi_seconds, gpu_budget
+
+    real = PROFILES["paper"]
+    budget = gpu_budget(real)
+    assert set(budget) == {"startup", *STAGES}
+    assert 360 <= sum(budget.values()) <= 510, budget  # ~8 minutes of the call's 600 s
+    # Each FWI run ends before its time limit, and even with every run at its limit (a slower
+    # GPU: the limits stop them there) the call still fits in 600 s.
+    limits = dict(real.fwi_time_limits_s)
+    runs = _fwi_seconds(real, H200_RATES)
+    assert set(limits) == {"operator", "solver", "hybrid"}
+    assert all(runs[k] < limits[k] for k in limits), (runs, limits)
+    slow = gpu_budget(real, {k: v * 2 for k, v in H200_RATES.items() if k.endswith("_it_s")})
+    assert slow["fwi"] > budget["fwi"]
+    worst = sum(budget.values()) - sum(runs[k] for k in limits) + sum(limits.values())
+    assert worst <= 600, worst
+    # Twice the data would not fit: the estimate can fail.
+    assert sum(gpu_budget(dataclasses.replace(real, n_samples=10000)).values()) > 510
+
+
+def test_profile_settings_are_checked_and_round_trip():
+    from seisfno.pipeline.config import PROFILES
+
+    real = PROFILES["paper"]
+    assert ReproduceConfig.from_dict(real.to_dict()) == real
+    for bad in ({"shard_size": 0}, {"fwi_time_limits_s": (("bogus", 3.0),)},
+                {"fwi_time_limits_s": (("solver", -1.0),)}, {"superres_nodes": 1}):
+        with pytest.raises(SeisfnoError):
+            dataclasses.replace(real, **bad)
+
+
+def test_cli_smoke_and_streaming_flags(tmp_path, monkeypatch):
+    import seisfno.pipeline
+    from seisfno.cli import main
+    from seisfno.pipeline.config import PROFILES, smoke_profile
+
+    calls = []
+    monkeypatch.setattr(seisfno.pipeline, "reproduce",
+                        lambda out, cfg, **kw: calls.append(cfg) or {"total_seconds": 0.0,
+                                                                     "stages": {}})
+    for extra, want in (([], PROFILES["paper"]), (["--smoke"], smoke_profile(PROFILES["paper"])),
+                        (["--in-memory"], dataclasses.replace(PROFILES["paper"],
+                                                              train_in_memory=True))):
+        with pytest.raises(SystemExit) as e:
+            main(["reproduce", "--preset", "paper", "--out", str(tmp_path), *extra])
+        assert e.value.code in (0, None)
+        assert calls[-1] == want, extra
+
+
+@pytest.mark.slow
+def test_paper_smoke_streams_data_and_datasize_from_shards(tmp_path):
+    """The smoke profile's first stages: the paper's physics, shards, streamed training."""
+    from seisfno.data import open_store
+    from seisfno.pipeline.config import get_profile
+
+    smoke = get_profile("paper", smoke=True)
+    m = _run(tmp_path, smoke, stages=("data", "train", "datasize"))
+    store = open_store(tmp_path / "data.zarr")
+    assert store.shard_size == smoke.shard_size and store.preset.f_peak_hz == 8.0
+    card = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert card["training"]["data_mode"] == "stream"  # trained from the store, not loaded
+    ds = m["stages"]["datasize"]
+    assert ds["streamed"] and [r["n_train"] for r in ds["rows"]] == list(smoke.datasize_sizes)
+    for n in smoke.datasize_sizes:
+        card = json.loads((tmp_path / "datasize" / f"n{n}" / "model.json").read_text())
+        assert card["training"]["data_mode"] == "stream" and card["training"]["n_train"] == n
+    assert (tmp_path / "datasize" / "datasize.png").exists()
+    assert m["stages"]["train"]["config"]["in_memory"] is False
+    assert m["stages"]["data"]["config"]["shard_size"] == smoke.shard_size

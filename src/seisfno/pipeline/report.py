@@ -96,9 +96,11 @@ def _learning_rows(st: dict, freq: str) -> list[tuple[str, str, str]]:
                      "in-distribution)"))
     if "superres" in st:
         s = st["superres"]
-        rows.append(("128 x 128 relative L2 (Fig. 4d-f)", "figure only",
-                     f"{s['rel_l2_mean']:.3f} ({s['ratio_to_in_distribution']:.2f}x the 64 x 64 "
-                     "error on the same models)"))
+        hi, lo = s.get("eval_nodes", 128), s.get("train_nodes", 64)
+        paper = "" if hi == 128 else ", at 128 x 128"
+        rows.append((f"{hi} x {hi} relative L2 (Fig. 4d-f{paper})", "figure only",
+                     f"{s['rel_l2_mean']:.3f} ({s['ratio_to_in_distribution']:.2f}x the "
+                     f"{lo} x {lo} error on the same models)"))
     return rows
 
 
@@ -194,7 +196,8 @@ def _figures_section(st: dict) -> list[str]:
     if "square" in st:
         figs.append("![square anomaly](square/square_anomaly.png)")
     if "superres" in st:
-        figs.append("![128 x 128](superres/superres.png)")
+        n = st["superres"].get("eval_nodes", 128)
+        figs.append(f"![{n} x {n}](superres/superres.png)")
     return ["## Wavefields (Figs. 2 and 4)", "", *figs, ""] if figs else []
 
 

@@ -44,13 +44,14 @@ import torch
 from .._errors import SeisfnoError
 from .._progress import progress_bar
 from .._version import __version__
+from ..inversion.observations import OBSERVATION_REFINEMENT
 from ..physics import Preset
-from .config import ReproduceConfig
+from .config import FWI_RUNS, ReproduceConfig
 from .report import write_report
 from .stages import Stage, StageRunner, write_json
 
 STAGES = ("data", "train", "evaluate", "datasize", "square", "superres", "fwi", "speed")
-_FWI_RUNS = ("operator", "solver", "hybrid")
+_FWI_RUNS = FWI_RUNS
 
 
 @dataclass(frozen=True)
@@ -75,22 +76,28 @@ class _Context:
 
 def stage_configs(cfg: ReproduceConfig) -> dict[str, dict]:
     """Per stage, the settings its result depends on (with those of the stages it uses)."""
+    # Settings added later are recorded only when set, so that older runs stay valid.
     data = {"preset": cfg.preset, "preset_overrides": cfg.preset_overrides,
-            "n_samples": cfg.n_samples, "seed": cfg.seed}
+            "n_samples": cfg.n_samples, "seed": cfg.seed,
+            **({"shard_size": cfg.shard_size} if cfg.shard_size is not None else {})}
+    memory = {} if cfg.train_in_memory is None else {"in_memory": cfg.train_in_memory}
     train = {"data": data, "arch": "fno2d", "n_val": cfg.n_val,
              "train_minutes": cfg.train_minutes, "train_epochs": cfg.train_epochs,
-             "batch_size": cfg.batch_size}
+             "batch_size": cfg.batch_size, **memory}
     fwi = {"train": train, "model": cfg.fwi_model, "sources": cfg.fwi_sources,
+           "true_refine": OBSERVATION_REFINEMENT,
            **{k: getattr(cfg, k) for k in (
                "operator_iterations", "solver_iterations", "hybrid_operator_iterations",
                "hybrid_solver_iterations", "operator_stages", "solver_stages",
-               "hybrid_operator_stages", "check_sources", "check_every", "check_patience")}}
+               "hybrid_operator_stages", "check_sources", "check_every", "check_patience")},
+           **({"time_limits_s": cfg.fwi_time_limits_s} if cfg.fwi_time_limits_s else {})}
     configs = {
         "data": data, "train": train, "evaluate": {"train": train},
         "datasize": {"data": data, "n_val": cfg.n_val, "sizes": cfg.datasize_sizes,
-                     "minutes": cfg.datasize_minutes, "batch_size": cfg.batch_size},
+                     "minutes": cfg.datasize_minutes, "batch_size": cfg.batch_size, **memory},
         "square": {"train": train, "n_reference": cfg.study_samples},
-        "superres": {"train": train, "nodes": 128, "n_samples": cfg.study_samples},
+        "superres": {"train": train, "nodes": cfg.superres_nodes,
+                     "n_samples": cfg.study_samples},
         "fwi": fwi, "speed": {"train": train},
     }
     return json.loads(json.dumps(configs))  # tuples as lists: what the JSON files hold
@@ -102,7 +109,8 @@ def _data(ctx: _Context) -> dict:
 
     t0 = time.perf_counter()
     generate_dataset(ctx.store_path, ctx.preset, ctx.cfg.n_samples, seed=ctx.cfg.seed,
-                     workers=ctx.workers, progress=ctx.progress, device=str(ctx.dev))
+                     workers=ctx.workers, progress=ctx.progress, device=str(ctx.dev),
+                     shard_size=ctx.cfg.shard_size)
     sec = time.perf_counter() - t0
     return {"n_samples": ctx.cfg.n_samples, "seconds": sec,
             "samples_per_s": ctx.cfg.n_samples / sec, "path": str(ctx.store_path)}
@@ -114,7 +122,7 @@ def _train(ctx: _Context) -> dict:
     cfg = ctx.cfg
     res = train(ctx.store_path, ctx.run_dir, time_budget_min=cfg.train_minutes,
                 epochs=cfg.train_epochs, n_val=cfg.n_val, batch_size=cfg.batch_size,
-                device=str(ctx.dev), progress=ctx.progress)
+                device=str(ctx.dev), progress=ctx.progress, in_memory=cfg.train_in_memory)
     return {"val_rel_l2": res.val_rel_l2, "train_rel_l2": res.train_rel_l2,
             "epochs": res.epochs_run, "seconds": res.seconds,
             "n_train": cfg.n_samples - cfg.n_val, "arch": "fno2d"}
@@ -152,11 +160,41 @@ def _datasize(ctx: _Context) -> dict:
 
     cfg = ctx.cfg
     sizes = [n for n in cfg.datasize_sizes if n <= cfg.n_samples - cfg.n_val]
+    if cfg.train_in_memory is False:
+        return _datasize_streamed(ctx, sizes)
     v, s, u = open_store(ctx.store_path).load(None)
     return datasize_study(v, s, u, ctx.preset, sizes, ctx.out / "datasize", n_val=cfg.n_val,
                           train_kwargs={"time_budget_min": cfg.datasize_minutes,
                                         "batch_size": cfg.batch_size},
                           device=str(ctx.dev), progress=ctx.progress)
+
+
+def _datasize_streamed(ctx: _Context, sizes: list[int]) -> dict:
+    """The data-size study trained from the store (streamed; memory bounded by a few chunks).
+
+    The same runs, rows, table and figure as :func:`~seisfno.operator.studies.datasize_study`:
+    size ``n`` trains on the first ``n`` samples, all validate on the last ``n_val``.
+    """
+    from ..operator import train
+    from ..operator.studies import _datasize_table, _markdown, _plot_datasize, _write
+
+    cfg, out = ctx.cfg, ctx.out / "datasize"
+    rows = []
+    for n in sorted(sizes):
+        run = out / f"n{n}"
+        res = train(ctx.store_path, run, n_train=n, n_val=cfg.n_val,
+                    time_budget_min=cfg.datasize_minutes, batch_size=cfg.batch_size,
+                    device=str(ctx.dev), progress=ctx.progress, in_memory=False)
+        card = json.loads((run / "model.json").read_text())
+        rows.append({"n_train": n, "augment": card["training"]["augment"],
+                     "train_rel_l2": res.train_rel_l2, "val_rel_l2": res.val_rel_l2,
+                     "epochs": res.epochs_run, "seconds": res.seconds})
+    table = _datasize_table(rows)
+    _plot_datasize(rows, out / "datasize.png")
+    (out / "datasize.md").write_text(_markdown(table))
+    return _write(out, "datasize", {"study": "datasize", "preset": ctx.preset.name,
+                                    "n_val": cfg.n_val, "rows": rows, "table": table,
+                                    "streamed": True})
 
 
 def _square(ctx: _Context) -> dict:
@@ -171,7 +209,8 @@ def _superres(ctx: _Context) -> dict:
     from ..operator import load_model
     from ..operator.studies import superres_study
 
-    return superres_study(load_model(ctx.run_dir, ctx.dev), ctx.out / "superres", nodes=128,
+    return superres_study(load_model(ctx.run_dir, ctx.dev), ctx.out / "superres",
+                          nodes=ctx.cfg.superres_nodes,
                           n_samples=ctx.cfg.study_samples, device=str(ctx.dev))
 
 
@@ -184,20 +223,25 @@ def _fwi_runs(cfg: ReproduceConfig, op, fd, src, obs, true) -> dict:
         checked = {"check": SolverCheck(fd, src, obs, n_sources=cfg.check_sources),
                    "check_every": cfg.check_every, "check_patience": cfg.check_patience}
 
+    def limit(name):
+        t = cfg.fwi_time_limit(name)
+        return {} if t is None else {"time_limit_s": float(t)}
+
     def run(fwd, stages, iterations, **kw):
         if stages:
             return multiscale(fwd, src, obs, true, stages=stages, **kw)
         return invert(fwd, src, obs, true, iterations=iterations, **kw)
 
     return {
-        "operator": run(op, cfg.operator_stages, cfg.operator_iterations, **checked),
-        "solver": run(fd, cfg.solver_stages, cfg.solver_iterations),
+        "operator": run(op, cfg.operator_stages, cfg.operator_iterations, **checked,
+                        **limit("operator")),
+        "solver": run(fd, cfg.solver_stages, cfg.solver_iterations, **limit("solver")),
         "hybrid": hybrid(op, fd, src, obs, true,
                          operator_iterations=cfg.hybrid_operator_iterations,
                          solver_iterations=cfg.hybrid_solver_iterations,
                          operator_stages=cfg.hybrid_operator_stages,
                          solver_check_sources=cfg.check_sources, check_every=cfg.check_every,
-                         check_patience=cfg.check_patience),
+                         check_patience=cfg.check_patience, **limit("hybrid")),
     }
 
 
@@ -225,10 +269,13 @@ def _fwi(ctx: _Context) -> dict:
         default_sources,
         observe,
     )
+    from ..inversion.observations import true_on_grid
     from ..operator import load_model
 
     cfg, dev, preset = ctx.cfg, ctx.dev, ctx.preset
-    true = benchmark_model(cfg.fwi_model, preset)
+    # The true model on the observations' 2x finer grid (sub-grid detail, as `seisfno invert`);
+    # misfits are measured at the inversion grid's nodes.
+    true = benchmark_model(cfg.fwi_model, preset, refine=OBSERVATION_REFINEMENT)
     src = default_sources(preset.grid, cfg.fwi_sources)
     op = OperatorForward(load_model(ctx.run_dir, dev), name="fno", device=dev)
     fd = SolverForward(preset, device=str(dev))
@@ -236,7 +283,7 @@ def _fwi(ctx: _Context) -> dict:
     obs = observe(true, src, preset, device=dev)
     obs_s = time.perf_counter() - t0
     runs = _fwi_runs(cfg, op, fd, src, obs, true)
-    _fwi_outputs(ctx, runs, true)
+    _fwi_outputs(ctx, runs, true_on_grid(true, preset.grid).numpy())
     r_op, r_fd, r_hy = (runs[k] for k in _FWI_RUNS)
     target = r_fd.model_misfit
     t_hy = r_hy.time_to_misfit(target) if target is not None else None
@@ -245,6 +292,7 @@ def _fwi(ctx: _Context) -> dict:
             "stages": {"operator": cfg.operator_stages, "solver": cfg.solver_stages,
                        "hybrid_operator": cfg.hybrid_operator_stages},
             "check_sources": cfg.check_sources,
+            "time_limits_s": dict(cfg.fwi_time_limits_s),
             "results": {k: r.summary() for k, r in runs.items()},
             "speedup_per_iteration": (
                 r_fd.seconds_per_iteration / max(r_op.seconds_per_iteration, 1e-12)),
