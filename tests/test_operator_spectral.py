@@ -130,3 +130,17 @@ def test_shipped_quick_model_unchanged_by_the_fast_layer():
         ref = m.predict(v, src)
     rel = float((fast - ref).norm() / ref.norm())
     assert 0 < rel < 1e-5, rel  # 0 would mean the reference path did not run
+
+
+def test_backward_works_after_inference_mode():
+    """The DFT matrices cached by a first call under ``inference_mode`` must not be inference
+    tensors: a later training or FWI call on the same grid saves them for backward."""
+    from seisfno.operator.spectral import _dft_matrices
+
+    _dft_matrices.cache_clear()
+    net = FNO2d(nt_out=3, width=4, modes=3, n_layers=1)
+    x = torch.randn(1, 4, 13, 13)
+    with torch.inference_mode():
+        net(x)
+    net(x.requires_grad_()).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()

@@ -94,3 +94,20 @@ def test_resume_refuses_a_store_of_another_preset(stores, tmp_path, capsys, one_
     code, err = _train(capsys, other, out, "--epochs", "2")
     assert code == 2 and "preset: 'quick' in the checkpoint, 'paper' now" in err
     assert _snapshot(out) == before
+
+
+def test_resume_refuses_a_checkpoint_without_a_data_fingerprint(stores, tmp_path, capsys,
+                                                                 one_thread):
+    """A checkpoint from before runs recorded their data cannot be checked, so it is refused
+    (resuming it decoded the old weights with the new store's statistics)."""
+    out = tmp_path / "run"
+    assert _train(capsys, stores[0], out, "--epochs", "1")[0] == 0
+    state = out / "checkpoint" / "state.json"
+    old = json.loads(state.read_text())
+    old.pop("data")
+    old.pop("normalization", None)
+    state.write_text(json.dumps(old))
+    before = _snapshot(out)
+    code, err = _train(capsys, stores[99], out, "--epochs", "2")
+    assert code == 2 and "did not record its training data" in err
+    assert _snapshot(out) == before

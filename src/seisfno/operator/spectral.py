@@ -141,6 +141,14 @@ def _dft_matrices(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device
     return tuple(m.to(dtype=dtype, device=device).contiguous() for m in (fz, ex, gz, hx))
 
 
+def _dft_constants(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device: str
+                   ) -> tuple[torch.Tensor, ...]:
+    """:func:`_dft_matrices`, made as ordinary constants whatever the caller's grad mode (an
+    inference tensor in the cache would break every later backward pass)."""
+    with torch.inference_mode(False), torch.no_grad():
+        return _dft_matrices(n1, n2, m1, m2, dtype, device)
+
+
 def _bmm_left(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``a (m, k) @ x (B, k, n)`` as a bmm (``matmul`` would fold it into a transposed mm)."""
     return torch.bmm(a.expand(x.shape[0], *a.shape), x)
@@ -157,7 +165,7 @@ def _spectral_matmul(x: torch.Tensor, weight: torch.Tensor, m1: int, m2: int) ->
     """
     b, cin, n1, n2 = x.shape
     cout, k1 = weight.shape[1], 2 * m1 - 1
-    fz, ex, gz, hx = _dft_matrices(n1, n2, m1, m2, x.dtype, str(x.device))
+    fz, ex, gz, hx = _dft_constants(n1, n2, m1, m2, x.dtype, str(x.device))
     p = _bmm_left(fz, x.reshape(b * cin, n1, n2))  # (B*cin, 2*k1, n2), rows (k, re/im)
     low = p.view(-1, 2 * n2) @ ex  # (B*cin*k1, 2*m2): per z-mode [re | im] -> (x-mode, re/im)
     low = low.view(b, cin, k1, m2, 2).permute(2, 3, 0, 1, 4).reshape(k1 * m2, b, 2 * cin)

@@ -49,6 +49,11 @@ def check_resume(prev: dict, cfg, data: dict, out: Path) -> None:
     shapes the optimization (``RUN_KEYS``); the epoch count, time budget, device, AMP and
     compilation may differ.
     """
+    if "data" not in prev:  # written before runs recorded their data: nothing to check against
+        raise SeisfnoError(
+            f"{out} holds a checkpoint from an earlier seisfno that did not record its training "
+            "data, so resuming could decode its weights with another set's statistics; "
+            "choose a new --out")
     old_cfg = {"augment": "none", **prev.get("config", {})}  # runs before augmentation existed
     data_diffs = _differences(prev.get("data", {}), data, data)
     diffs = data_diffs + _differences(old_cfg, asdict(cfg), RUN_KEYS)

@@ -184,9 +184,11 @@ H200_RATES: dict[str, float] = {
     "read_per_s": 150.0,      # samples/s read from the store (normalization, validation): 114-153
                               # measured on the 2-core sandbox (2026-12-02), taken as the GPU's
     "train_overhead_s": 10.0,  # the FNO's compilation and checkpoints per model: assumed
-    "train_per_s": 3000.0,    # width-64 FNO samples/s in memory: ~2500 (PAPER.md), 3600 fp32 and
-                              # 4100 bf16 + compile (the brief); a streamed epoch runs at the
-                              # read rate when slower, and a model trains >= 1 epoch
+    "train_per_s": 3000.0,    # width-64 FNO samples/s in memory: 3645 fp32 and 4130 bf16 +
+                              # compile (the fno2d.py docstring, H200, 2026-11-26), measured with
+                              # the FFT spectral layer before issue 12's DFT-matmul one (not yet
+                              # timed on a GPU); a streamed epoch runs at the read rate when
+                              # slower, and a model trains >= 1 epoch
     "solver_it_s": 1.3,       # solver FWI iteration, 20 sources: 1.225 (run 2) - 1.39 (run 1)
     "operator_it_s": 0.008,   # operator FWI iteration, fast path: 5.8-8.2 ms (runs 1, 2)
     "check_s": 0.2,           # a 4-source solver check without gradient: 4 / 80 s x 4: assumed

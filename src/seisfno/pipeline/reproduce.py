@@ -269,7 +269,11 @@ def _fwi(ctx: _Context) -> dict:
         default_sources,
         observe,
     )
-    from ..inversion.observations import true_on_grid
+    from ..inversion.observations import (
+        describe_observations,
+        observation_solver,
+        true_on_grid,
+    )
     from ..operator import load_model
 
     cfg, dev, preset = ctx.cfg, ctx.dev, ctx.preset
@@ -280,7 +284,8 @@ def _fwi(ctx: _Context) -> dict:
     op = OperatorForward(load_model(ctx.run_dir, dev), name="fno", device=dev)
     fd = SolverForward(preset, device=str(dev))
     t0 = time.perf_counter()
-    obs = observe(true, src, preset, device=dev)
+    obs_solver = observation_solver(preset, true, device=dev)
+    obs = observe(true, src, preset, solver=obs_solver)
     obs_s = time.perf_counter() - t0
     runs = _fwi_runs(cfg, op, fd, src, obs, true)
     _fwi_outputs(ctx, runs, true_on_grid(true, preset.grid).numpy())
@@ -289,6 +294,7 @@ def _fwi(ctx: _Context) -> dict:
     t_hy = r_hy.time_to_misfit(target) if target is not None else None
     fd_time = float(r_fd.time_s[-1] - r_fd.time_s[0])
     return {"model": cfg.fwi_model, "sources": cfg.fwi_sources, "observation_s": obs_s,
+            "observations": describe_observations(obs_solver, preset, true),
             "stages": {"operator": cfg.operator_stages, "solver": cfg.solver_stages,
                        "hybrid_operator": cfg.hybrid_operator_stages},
             "check_sources": cfg.check_sources,
