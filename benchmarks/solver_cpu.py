@@ -1,93 +1,132 @@
-"""CPU speed of the solver backends side by side: torch (eager, compiled) vs deepwave.
+"""CPU speed of our solver against deepwave on the same plan, side by side, in one run.
 
 Usage::
 
-    python benchmarks/solver_cpu.py [--threads 1 2] [--cases paper1 paper4 quick8] [--no-compile]
+    python benchmarks/solver_cpu.py            # the full table (tens of minutes on 2 cores)
+    python benchmarks/solver_cpu.py --quick    # a short version (a few minutes)
 
-For each case and thread count it runs every backend on the same models and sources and prints
-a Markdown table: wall time per call, simulations/s, and interior cell-updates/s, where the work
-unit is the same for every backend (physical-domain internal cells x the torch plan's steps), so
-the rate compares time-to-solution; deepwave's leapfrog needs more (smaller) steps than our
-4th-order stepper, which the column ``steps`` shows.
+Cases (issue 11), each at every ``--threads`` count, both backends in the same process:
+
+* ``forward quick b8``: 8 ``quick`` simulations in one call (a ``generate`` shard);
+* ``forward paper b1``: one ``paper`` simulation;
+* ``gradient quick/paper``: one solver-FWI iteration with 20 sources
+  (:func:`seisfno.inversion.invert` with :class:`~seisfno.inversion.SolverForward`: forward,
+  adjoint and Adam step; ours checkpointed, deepwave's its own adjoint).
+
+Our backend runs as ``generate`` and ``invert`` run it (``TorchBackend()`` defaults: the step
+``torch.compile``'d above a work threshold). Every timing is the best of ``--repeat`` calls
+after one untimed warm-up call (compilation), alternating the backends so that a change of
+load on the machine hits both. ``ratio`` is torch / deepwave time (below 1: ours is faster).
+``--quick`` keeps the forward cases and the ``quick`` gradient, at 1 thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
 import time
+import warnings
 
 import numpy as np
 import torch
 
-from seisfno.physics import (
-    AcousticSolver,
-    TorchBackend,
-    get_preset,
-    sample_rng,
-    von_karman,
-)
-
-CASES = {"paper1": ("paper", 1), "paper4": ("paper", 4), "quick8": ("quick", 8)}
+from seisfno.physics import AcousticSolver, TorchBackend, get_preset, sample_rng, von_karman
 
 
-def _time(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _best(fns: dict, repeat: int) -> dict[str, float]:
+    """Warm each callable up once, then the best of ``repeat`` interleaved calls."""
+    for fn in fns.values():
         fn()
-        best = min(best, time.perf_counter() - t0)
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
     return best
+
+
+def forward_case(preset_name: str, batch: int, nt_out: int | None, repeat: int
+                 ) -> dict[str, float]:
+    from seisfno.physics.deepwave_backend import DeepwaveBackend
+
+    p = get_preset(preset_name, nt_out=nt_out)
+    v = np.stack([von_karman(p.grid, sample_rng(0, i), clip_mps=p.velocity.clip_mps)
+                  for i in range(batch)])
+    src = np.random.default_rng(0).uniform(500, 9500, size=(batch, 2))
+    fns = {}
+    for name, be in (("torch", TorchBackend()), ("deepwave", DeepwaveBackend())):
+        solver = AcousticSolver.from_preset(p, backend=be)
+
+        def call(solver=solver):
+            with torch.no_grad():
+                solver(v, src)
+
+        fns[name] = call
+    return _best(fns, repeat)
+
+
+def gradient_case(preset_name: str, n_sources: int, repeat: int) -> dict[str, float]:
+    """One FWI iteration (``invert(..., iterations=1)``), observations made once beforehand."""
+    from seisfno.inversion import SolverForward, default_sources, invert
+
+    p = get_preset(preset_name)
+    src = default_sources(p.grid, n_sources)
+    v_true = von_karman(p.grid, sample_rng(5, 0), clip_mps=p.velocity.clip_mps)
+    with torch.no_grad():
+        d = AcousticSolver.from_preset(p)(v_true, src)
+    fns = {}
+    for name in ("torch", "deepwave"):
+        fwd = SolverForward(p, backend=name)
+
+        def call(fwd=fwd):
+            invert(fwd, src, observed=d, iterations=1)
+
+        fns[name] = call
+    return _best(fns, repeat)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    ap.add_argument("--no-compile", action="store_true")
-    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="a short version (see above)")
+    ap.add_argument("--threads", type=int, nargs="+", default=None, help="default: 1 2")
+    ap.add_argument("--repeat", type=int, default=None, help="default: 3 (--quick: 2)")
+    ap.add_argument("--sources", type=int, default=20)
     args = ap.parse_args()
-    backends = {}
-    try:
-        from seisfno.physics.deepwave_backend import DeepwaveBackend
+    warnings.filterwarnings("ignore", message=".*illuminates.*")
+    threads = args.threads or ([1] if args.quick else [1, 2])
+    repeat = args.repeat or (2 if args.quick else 3)
+    cases = [("forward quick b8", lambda: forward_case("quick", 8, None, repeat)),
+             ("forward paper b1", lambda: forward_case("paper", 1, None, repeat)),
+             (f"gradient quick {args.sources} src",
+              lambda: gradient_case("quick", args.sources, repeat))]
+    if not args.quick:
+        cases.append((f"gradient paper {args.sources} src",
+                      lambda: gradient_case("paper", args.sources, repeat)))
+    import deepwave
 
-        backends["deepwave"] = DeepwaveBackend()  # first: the reference of the ratio column
-    except ImportError:
-        pass
-    backends["torch"] = TorchBackend(compile=False)
-    if not args.no_compile:
-        backends["torch-compile"] = TorchBackend(compile=True)
-    print("| case | threads | backend | steps | s/call | sims/s | interior Mcell-upd/s "
-          "| ratio to deepwave |")
-    print("|---|---|---|---|---|---|---|---|")
-    for case in args.cases:
-        preset_name, batch = CASES[case]
-        p = get_preset(preset_name)
-        v = np.stack([von_karman(p.grid, sample_rng(0, i), clip_mps=p.velocity.clip_mps)
-                      for i in range(batch)])
-        rng = np.random.default_rng(0)
-        src = rng.uniform(500, 9500, size=(batch, 2))
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            times = {}
-            for name, be in backends.items():
-                solver = AcousticSolver.from_preset(p, backend=be)
-                plan = solver.plan(v)
-                steps = plan.n_steps
-                if name == "deepwave":
-                    steps = plan.n_steps * be.time_refine(plan)
-
-                def call(solver=solver, v=v, src=src):
-                    with torch.no_grad():
-                        solver(v, src)
-
-                if name == "torch-compile":
-                    call()  # compile once (not timed)
-                times[name] = _time(call, args.repeat)
-                work = plan.fine.nz * plan.fine.nx * plan.n_steps * batch
-                ratio = (times[name] / times["deepwave"]) if "deepwave" in times else float("nan")
-                print(f"| {case} | {threads} | {name} | {steps} | {times[name]:.2f} | "
-                      f"{batch / times[name]:.3f} | {work / times[name] / 1e6:.0f} | "
-                      f"{ratio:.2f} |", flush=True)
+    print(f"CPU: {cpu_model()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+          f"torch {torch.__version__}, deepwave {getattr(deepwave, '__version__', '?')}; "
+          f"best of {repeat} after a warm-up call\n")
+    print("| case | threads | torch s | deepwave s | ratio torch/deepwave |")
+    print("|---|---|---|---|---|")
+    for label, fn in cases:
+        for th in threads:
+            torch.set_num_threads(th)
+            t = fn()
+            print(f"| {label} | {th} | {t['torch']:.2f} | {t['deepwave']:.2f} | "
+                  f"{t['torch'] / t['deepwave']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -46,9 +46,9 @@ class TorchBackend:
     compile : bool, optional
         ``torch.compile`` the time step. Default: on CUDA; on CPU for runs whose work (cells x
         steps x batch) is at least ``compile_min_cell_updates`` when a C compiler is on the PATH
-        (inductor: measured 3.9x faster than eager on one core for the paper preset after a
-        one-off ~20 s compile per process and shape; with a gradient, 1.7x for 5 quick-preset
-        shots after a ~35 s compile). The eager step is the oracle it is tested against.
+        (inductor, after a one-off compile per process and shape of ~10-40 s; compiled against
+        eager and deepwave: ``benchmarks/solver_cpu.py``). The eager step is the oracle it is
+        tested against, forward and gradient.
     checkpoint : bool, optional
         Trade compute for memory in gradients (default: whenever a gradient is needed).
     """
@@ -83,9 +83,10 @@ class TorchBackend:
         rec = fd.propagate(plan, v2, src, wav, wav_tt, record_steps=steps,
                            checkpoint=self.checkpoint, compile=compile_)
         if plan.decimation == "point":
-            return rec
+            return rec.transpose(0, 1).contiguous()
         weights = torch.as_tensor(mat[:, steps], dtype=dtype, device=dev)
-        return torch.einsum("kn,bnzx->bkzx", weights, rec)
+        out = (weights @ rec.reshape(len(steps), -1)).reshape(plan.nt_out, *rec.shape[1:])
+        return out.transpose(0, 1).contiguous()
 
 
 @functools.lru_cache(maxsize=1)
