@@ -272,3 +272,20 @@ def test_progress_bar_only_on_a_terminal_and_never_when_quiet(tmp_path, capsys, 
             main([*base, "--out", str(tmp_path / f"t{i}.zarr"), *extra])
         err = capsys.readouterr().err
         assert ("sample" in err) == (not extra), err
+
+
+def test_non_finite_solver_output_is_never_written(tmp_path, monkeypatch):
+    """A shard whose simulation is not finite raises a clear error and is not marked done."""
+    import torch
+
+    from seisfno import SeisfnoError
+    from seisfno.data import generate_dataset, open_store
+    from seisfno.physics import AcousticSolver, get_preset
+
+    real = AcousticSolver.__call__
+    monkeypatch.setattr(AcousticSolver, "__call__",
+                        lambda self, v, s: real(self, v, s) * torch.tensor(float("nan")))
+    with pytest.raises(SeisfnoError, match="non-finite values for sample 0"):
+        generate_dataset(tmp_path / "d.zarr", get_preset("quick", n=17, nt_out=4), 2,
+                         workers=1, progress=False)
+    assert open_store(tmp_path / "d.zarr").n_done == 0

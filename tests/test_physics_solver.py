@@ -300,3 +300,30 @@ def test_compiled_gradient_matches_eager():
         grads[c] = v.grad.double().numpy()
     assert np.abs(grads[False]).max() > 0
     assert _rel(grads[True], grads[False]) < 1e-4
+
+
+def test_non_finite_compiled_step_falls_back_to_eager(monkeypatch, capsys):
+    """Inductor's AVX2 code gave NaN for some batch sizes (torch 2.13): a non-finite compiled
+    result is recomputed eagerly, said on stderr, and that shape stays eager."""
+    from seisfno.physics import solver as solver_mod
+
+    preset = get_preset("quick", n=17, nt_out=6)
+    v = torch.full((1, 17, 17), 3000.0)
+    src = np.array([[preset.grid.width_m / 2, preset.grid.depth_m / 2]])
+    ref = AcousticSolver.from_preset(preset, backend=TorchBackend(compile=False))(v, src)
+    real = solver_mod.fd.propagate
+    calls = []
+
+    def broken_when_compiled(*args, compile=False, **kw):
+        calls.append(compile)
+        out = real(*args, compile=False, **kw)
+        return out * float("nan") if compile else out
+
+    monkeypatch.setattr(solver_mod.fd, "propagate", broken_when_compiled)
+    monkeypatch.setattr(solver_mod, "_COMPILE_FAILED", set())
+    solver = AcousticSolver.from_preset(preset, backend=TorchBackend(compile=True))
+    u = solver(v, src)
+    torch.testing.assert_close(u, ref, rtol=0, atol=0)
+    assert calls == [True, False] and "non-finite" in capsys.readouterr().err
+    solver(v, src)
+    assert calls == [True, False, False]  # the shape now runs eagerly

@@ -14,6 +14,9 @@ study_app = typer.Typer(help="Generalization studies; each writes a figure and a
                         no_args_is_help=True)
 app.add_typer(study_app, name="study")
 
+_PROGRESS_HELP = "Progress bars on stderr (on a terminal)."
+_QUIET_HELP = "Nothing on stderr but errors (no progress bars)."
+
 
 @study_app.command("datasize")
 def datasize(
@@ -26,8 +29,11 @@ def datasize(
     augment: str = typer.Option(
         "none,d4", help="Augmentations trained side by side, comma-separated (d4, none): one "
                         "run per size and augmentation, one column each in the table."),
+    batch_size: int = typer.Option(16, help="Global batch size of every model."),
     device: str = typer.Option(None, help="cpu, cuda, ..."),
     threads: int = typer.Option(None, help="CPU threads."),
+    progress: bool = typer.Option(True, help=_PROGRESS_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=_QUIET_HELP),
 ) -> None:
     """Training and validation error against training-set size (the paper's Fig. 3)."""
     from ..data import open_store
@@ -41,6 +47,10 @@ def datasize(
     modes = [a.strip() for a in augment.split(",") if a.strip()]
     if not modes or any(a not in ("d4", "none") for a in modes) or len(set(modes)) < len(modes):
         raise SeisfnoError(f"--augment must list d4 and/or none once each, got {augment!r}")
+    if epochs is not None and epochs < 1 or batch_size < 1:
+        raise SeisfnoError("--epochs and --batch-size must be at least 1")
+    if not size_list or min(size_list) < 1:
+        raise SeisfnoError(f"--sizes must be positive integers, got {sizes!r}")
     store = open_store(data)
     n = store.n_samples
     if max(size_list) > n - n_val:
@@ -49,7 +59,8 @@ def datasize(
     v, s, u = store.load(None)
     kw = {k: val for k, val in (("epochs", epochs), ("time_budget_min", time_budget)) if val}
     emit_json(datasize_study(v, s, u, store.preset, size_list, out, n_val=n_val,
-                             train_kwargs=kw, device=device, augment=modes))
+                             train_kwargs={**kw, "batch_size": batch_size}, device=device,
+                             augment=modes, progress=progress and not quiet))
 
 
 @study_app.command("square")
@@ -58,13 +69,16 @@ def square(
     out: Path = typer.Option(..., help="Output directory."),
     device: str = typer.Option(None, help="cpu, cuda, ..."),
     threads: int = typer.Option(None, help="CPU threads."),
+    progress: bool = typer.Option(True, help=_PROGRESS_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=_QUIET_HELP),
 ) -> None:
     """Operator vs solver on the 5 % square anomaly (the paper's Fig. 4a-c)."""
     from ..operator import load_model
     from ..operator.studies import square_anomaly_study
 
     set_threads(threads)
-    emit_json(square_anomaly_study(load_model(model, device), out, device=device))
+    emit_json(square_anomaly_study(load_model(model, device), out, device=device,
+                                   progress=progress and not quiet))
 
 
 @study_app.command("superres")
@@ -75,13 +89,16 @@ def superres(
     samples: int = typer.Option(16, help="Held-out samples."),
     device: str = typer.Option(None, help="cpu, cuda, ..."),
     threads: int = typer.Option(None, help="CPU threads."),
+    progress: bool = typer.Option(True, help=_PROGRESS_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=_QUIET_HELP),
 ) -> None:
     """A model evaluated on a finer grid of its domain (the paper's Fig. 4d-f)."""
     from ..operator import load_model
     from ..operator.studies import superres_study
 
     set_threads(threads)
-    if nodes < 8:
-        raise SeisfnoError(f"--nodes must be at least 8, got {nodes}")
+    if nodes < 8 or samples < 1:
+        raise SeisfnoError(f"--nodes must be at least 8 and --samples at least 1, got {nodes} "
+                           f"and {samples}")
     emit_json(superres_study(load_model(model, device), out, nodes=nodes, n_samples=samples,
-                             device=device))
+                             device=device, progress=progress and not quiet))

@@ -37,7 +37,8 @@ def train(
         None, "--in-memory/--streaming",
         help="Load the training data whole (fast, needs its size in RAM) or stream it chunk by "
              "chunk (bounded memory). Default: whole when it takes at most 512 MiB."),
-    progress: bool = typer.Option(True, help="Progress bar on stderr."),
+    progress: bool = typer.Option(True, help="Progress bar on stderr (on a terminal)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Nothing on stderr but errors."),
     threads: int = typer.Option(None, help="CPU threads."),
 ) -> None:
     """Train an operator; prints the run's summary as one JSON object."""
@@ -55,7 +56,7 @@ def train(
         raise SeisfnoError(f"--augment must be d4 or none, got {augment!r}")
     r = run(data, out, arch=arch, epochs=epochs, time_budget_min=time_budget,
             batch_size=batch_size, lr=lr, loss=loss, n_val=n_val, n_train=n_train,
-            device=device, amp=amp, compile=compile, seed=seed, progress=progress,
+            device=device, amp=amp, compile=compile, seed=seed, progress=progress and not quiet,
             arch_args=arch_args, augment=augment, in_memory=in_memory)
     emit_json({"out": str(r.out_dir), "model": str(r.out_dir / "model.json"),
                "epochs": r.epochs_run, "val_rel_l2": r.val_rel_l2,

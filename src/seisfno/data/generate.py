@@ -116,6 +116,10 @@ def compute_shard(shard: int, job: ShardJob) -> int:
     solver = AcousticSolver.from_preset(preset, backend=job.backend, device=job.device)
     with torch.no_grad():
         u = solver(torch.from_numpy(v), src).cpu().numpy().astype(np.float32, copy=False)
+    if not np.isfinite(u).all():  # never store a silent wrong answer
+        bad = start + int(np.flatnonzero(~np.isfinite(u).reshape(len(u), -1).all(1))[0])
+        raise SeisfnoError(f"the solver gave non-finite values for sample {bad} (shard {shard}); "
+                           "nothing of this shard was written")
     root["velocity_mps"][start:stop] = v
     root["source_xz_m"][start:stop] = src
     root["wavefield"][start:stop] = u

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._progress import progress_bar
 from ..physics import (
     AcousticSolver,
     Preset,
@@ -90,6 +91,18 @@ def _solve(preset: Preset, v: np.ndarray, s: np.ndarray, device=None, batch: int
     return np.concatenate(out)
 
 
+def _solve_and_predict(model: OperatorModel, preset: Preset, v: np.ndarray, s: np.ndarray,
+                       device, bar) -> tuple[np.ndarray, np.ndarray]:
+    """The solver's and the operator's wavefields, one step of ``bar`` each."""
+    bar.set_postfix_str(f"solving {len(v)} at {v.shape[-1]}x{v.shape[-2]}")
+    true = _solve(preset, v, s, device)
+    bar.update(1)
+    bar.set_postfix_str(f"predicting {len(v)}")
+    pred = _predict(model, v, s)
+    bar.update(1)
+    return true, pred
+
+
 def datasize_study(velocity: np.ndarray, sources_xz_m: np.ndarray, wavefield: np.ndarray,
                    preset: Preset, sizes: list[int], out_dir: str | os.PathLike, *,
                    n_val: int = 200, train_kwargs: dict | None = None,
@@ -110,19 +123,24 @@ def datasize_study(velocity: np.ndarray, sources_xz_m: np.ndarray, wavefield: np
     n_avail = len(velocity) - n_val
     single = augment is None or isinstance(augment, str)
     modes = [augment] if single else list(augment)
+    if max(sizes) > n_avail:
+        raise ValueError(f"size {max(sizes)} needs more than the {n_avail} training samples "
+                         "available")
     rows = []
-    for n in sorted(sizes):
-        if n > n_avail:
-            raise ValueError(f"size {n} needs more than the {n_avail} training samples available")
-        for mode in modes:
-            run = out / (f"n{n}" if single else f"n{n}-{mode}")
-            res = fit(velocity, sources_xz_m, wavefield, preset, run, n_val=n_val, n_train=n,
-                      device=device, progress=progress, **{**(train_kwargs or {}),
-                                                           "augment": mode})
-            card = json.loads((run / "model.json").read_text())
-            rows.append({"n_train": n, "augment": card["training"]["augment"],
-                         "train_rel_l2": res.train_rel_l2, "val_rel_l2": res.val_rel_l2,
-                         "epochs": res.epochs_run, "seconds": res.seconds})
+    with progress_bar(len(sizes) * len(modes), unit="model", desc="datasize",
+                      progress=progress) as bar:
+        for n in sorted(sizes):
+            for mode in modes:
+                run = out / (f"n{n}" if single else f"n{n}-{mode}")
+                bar.set_postfix(n_train=n, augment=mode)
+                res = fit(velocity, sources_xz_m, wavefield, preset, run, n_val=n_val, n_train=n,
+                          device=device, progress=progress,
+                          **{**(train_kwargs or {}), "augment": mode})
+                card = json.loads((run / "model.json").read_text())
+                rows.append({"n_train": n, "augment": card["training"]["augment"],
+                             "train_rel_l2": res.train_rel_l2, "val_rel_l2": res.val_rel_l2,
+                             "epochs": res.epochs_run, "seconds": res.seconds})
+                bar.update(1)
     table = _datasize_table(rows)
     result = {"study": "datasize", "preset": preset.name, "n_val": n_val, "rows": rows,
               "table": table}
@@ -172,11 +190,12 @@ def _plot_datasize(rows: list[dict], path: Path) -> None:
 
 def square_anomaly_study(model: OperatorModel, out_dir: str | os.PathLike, *,
                          sources_xz_m: np.ndarray | None = None, n_reference: int = 16,
-                         device: str | None = None) -> dict[str, Any]:
+                         device: str | None = None, progress: bool = False) -> dict[str, Any]:
     """Operator vs solver on the 5 % square anomaly in 3000 m/s (the paper's Fig. 4a-c).
 
     Sources default to three positions (centre-left, above, corner-ish). The in-distribution
     reference is the same model's error on ``n_reference`` held-out von Karman samples.
+    ``progress``: a bar over the four solve and predict steps on stderr (on a terminal).
     """
     p = model.preset
     g = p.grid
@@ -186,11 +205,12 @@ def square_anomaly_study(model: OperatorModel, out_dir: str | os.PathLike, *,
                                  [0.8 * g.width_m, 0.75 * g.depth_m]])
     s = np.asarray(sources_xz_m, dtype=np.float64).reshape(-1, 2)
     v = np.repeat(square_anomaly(g)[None], len(s), axis=0)
-    true = _solve(p, v, s, device)
-    pred = _predict(model, v, s)
-    err = _rel_l2(pred, true)
     vr, sr = heldout_samples(p, n_reference)
-    ref = _rel_l2(_predict(model, vr, sr), _solve(p, vr, sr, device))
+    with progress_bar(4, unit="step", desc="square", progress=progress) as bar:
+        true, pred = _solve_and_predict(model, p, v, s, device, bar)
+        ref_true, ref_pred = _solve_and_predict(model, p, vr, sr, device, bar)
+    ref = _rel_l2(ref_pred, ref_true)
+    err = _rel_l2(pred, true)
     out = Path(out_dir)
     plot_comparison(true[0], pred[0], v[0], s[0], p, out / "square_anomaly.png",
                     title=f"square anomaly: relative L2 {err[0]:.3f}")
@@ -202,21 +222,23 @@ def square_anomaly_study(model: OperatorModel, out_dir: str | os.PathLike, *,
 
 
 def superres_study(model: OperatorModel, out_dir: str | os.PathLike, *, nodes: int = 128,
-                   n_samples: int = 16, device: str | None = None) -> dict[str, Any]:
+                   n_samples: int = 16, device: str | None = None,
+                   progress: bool = False) -> dict[str, Any]:
     """A model trained at its preset's grid evaluated on ``nodes x nodes`` (same domain).
 
     The held-out von Karman fields are drawn at ``nodes x nodes`` and resampled (bilinear) to
     the training grid; both are solved and predicted with the same sources, so the ratio
-    isolates the change of sampling.
+    isolates the change of sampling. ``progress``: a bar over the four solve and predict steps
+    on stderr (on a terminal).
     """
     p = model.preset
     v_hi, s = heldout_samples(p, n_samples, nodes=nodes)
     v_lo = resample(v_hi, p.grid)
     rows = {}
-    for n, v in ((p.grid.nz, v_lo), (nodes, v_hi)):
-        true = _solve(p, v, s, device)
-        pred = _predict(model, v, s)
-        rows[n] = (_rel_l2(pred, true), v, s, true, pred)
+    with progress_bar(4, unit="step", desc="superres", progress=progress) as bar:
+        for n, v in ((p.grid.nz, v_lo), (nodes, v_hi)):
+            true, pred = _solve_and_predict(model, p, v, s, device, bar)
+            rows[n] = (_rel_l2(pred, true), v, s, true, pred)
     e_lo, e_hi = rows[p.grid.nz][0], rows[nodes][0]
     _, v, s, true, pred = rows[nodes]
     out = Path(out_dir)

@@ -45,7 +45,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .._errors import SeisfnoError
-from .._progress import progress_bar
+from .._progress import progress_bar, progress_enabled
 from .._version import __version__
 from ..physics import Preset
 from .checkpoint import _atomic_write, load_tensors, make_card, save_model, save_tensors
@@ -507,7 +507,8 @@ def train(data_path: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str
     in_memory : bool, optional
         ``True`` loads the training and validation samples whole (fastest; needs their size in
         RAM), ``False`` streams them chunk by chunk (memory bounded by a few chunks). Default:
-        whole when they take at most ``IN_MEMORY_AUTO_BYTES``, said on stderr with ``progress``.
+        whole when they take at most ``IN_MEMORY_AUTO_BYTES``, said on stderr when a bar would
+        be drawn.
     """
     from ..data import open_store
 
@@ -531,7 +532,7 @@ def train(data_path: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str
         1 + store.preset.nt_out)
     if in_memory is None:
         in_memory = nbytes <= IN_MEMORY_AUTO_BYTES
-        if progress:
+        if progress_enabled(progress):
             print(f"seisfno: {nbytes / 2**20:.0f} MiB of training data: "
                   + ("loading it whole (--streaming to stream it)" if in_memory else
                      "streaming it chunk by chunk (--in-memory to load it whole)"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+import sys
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -80,13 +81,40 @@ class TorchBackend:
         compile_ = self._use_compile(dev, work)
         mat = fd.lowpass_matrix(plan)
         steps = np.flatnonzero(mat.any(axis=0))
-        rec = fd.propagate(plan, v2, src, wav, wav_tt, record_steps=steps,
-                           checkpoint=self.checkpoint, compile=compile_)
+        rec = _propagate_checked(plan, v2, src, wav, wav_tt, steps, self.checkpoint, compile_)
         if plan.decimation == "point":
             return rec.transpose(0, 1).contiguous()
         weights = torch.as_tensor(mat[:, steps], dtype=dtype, device=dev)
         out = (weights @ rec.reshape(len(steps), -1)).reshape(plan.nt_out, *rec.shape[1:])
         return out.transpose(0, 1).contiguous()
+
+
+#: (internal grid, steps, batch, dtype, device type) whose compiled step gave non-finite values.
+_COMPILE_FAILED: set[tuple] = set()
+
+
+def _propagate_checked(plan: Plan, v2, src, wav, wav_tt, steps, checkpoint, compile_: bool
+                       ) -> torch.Tensor:
+    """:func:`fd.propagate`, compiled when asked, with the eager step as the fallback.
+
+    Why: inductor's AVX2 code for the step gave NaN for some batch sizes (1 and 8 on ``quick``,
+    2026-12-02, torch 2.13, ``ATEN_CPU_CAPABILITY=avx2``; AVX-512 code and the eager step are
+    finite and agree), with the old and the new step alike. A compiled result that is not finite
+    is therefore recomputed eagerly, said once on stderr, and that shape runs eagerly from then
+    on. Costs one ``isfinite`` pass over the output.
+    """
+    key = (tuple(v2.shape), plan.n_steps, v2.dtype, v2.device.type)
+    compile_ = compile_ and key not in _COMPILE_FAILED
+    rec = fd.propagate(plan, v2, src, wav, wav_tt, record_steps=steps, checkpoint=checkpoint,
+                       compile=compile_)
+    if compile_ and not bool(torch.isfinite(rec).all()):
+        _COMPILE_FAILED.add(key)
+        print(f"seisfno: the compiled solver step gave non-finite values for batch "
+              f"{v2.shape[0]} on a {v2.shape[-2]} x {v2.shape[-1]} grid; recomputed with the "
+              "eager step (used for this shape from now on)", file=sys.stderr)
+        rec = fd.propagate(plan, v2, src, wav, wav_tt, record_steps=steps,
+                           checkpoint=checkpoint, compile=False)
+    return rec
 
 
 @functools.lru_cache(maxsize=1)
