@@ -83,10 +83,9 @@ class TorchBackend:
         steps = np.flatnonzero(mat.any(axis=0))
         rec = _propagate_checked(plan, v2, src, wav, wav_tt, steps, self.checkpoint, compile_)
         if plan.decimation == "point":
-            return rec.transpose(0, 1).contiguous()
+            return rec
         weights = torch.as_tensor(mat[:, steps], dtype=dtype, device=dev)
-        out = (weights @ rec.reshape(len(steps), -1)).reshape(plan.nt_out, *rec.shape[1:])
-        return out.transpose(0, 1).contiguous()
+        return torch.einsum("kn,bnzx->bkzx", weights, rec)
 
 
 #: (internal grid, steps, batch, dtype, device type) whose compiled step gave non-finite values.
