@@ -268,6 +268,19 @@ def _start_model(start, grid: Grid, lo: float, hi: float) -> torch.Tensor:
     return v0.clamp(lo, hi)
 
 
+def _options(args: dict, lo: float, hi: float, n_sources: int, best_checked: int | None
+             ) -> dict:
+    """The options an inversion records in its result, from :func:`invert`'s arguments."""
+    rec = args["receivers"]
+    return dict(lr_kmps=args["lr"], receivers=rec if isinstance(rec, (str, int)) else "mask",
+                **{k: args[k] for k in ("noise_snr_db", "noise_seed", "laplacian_weight",
+                                        "smooth_grad_m", "lowpass_hz")},
+                bounds_mps=[lo, hi], n_sources=n_sources, batch_sources=args["batch_sources"],
+                time_limit_s=args["time_limit_s"],
+                check_every=args["check_every"] if args["check"] is not None else None,
+                check_best_iteration=best_checked)
+
+
 def invert(forward: ForwardModel, sources: np.ndarray | None = None,
            observed: np.ndarray | torch.Tensor | None = None,
            true_velocity: np.ndarray | torch.Tensor | None = None, *,
@@ -282,7 +295,8 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
            check: Callable[[torch.Tensor, float | None], float] | None = None,
            check_every: int = 10, check_patience: int = 3,
            rules: Sequence[Rule] = ()) -> InversionResult:
-    """Invert wavefield data for a velocity model with Adam (the paper's FWI).
+    """Invert wavefield data for a velocity model with Adam (the paper's FWI): an
+    :class:`InversionResult`.
 
     Parameters
     ----------
@@ -290,50 +304,36 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
         :class:`~.forward.SolverForward`, :class:`~.forward.OperatorForward` or alike.
     sources : ndarray, (S, 2), metres, optional
         Default: the paper's 20 (:func:`~.survey.default_sources`).
-    observed : array, (S, nt, nz, nx), optional
-        Wavefields at every node (receivers and noise are applied here).
-    true_velocity : array, (nz, nx) or a k-times finer grid's, m/s, optional
-        Simulated by the solver on a finer grid when ``observed`` is not given (never by
-        ``forward``; see :func:`observe`); the model misfit is measured against it at the
-        inversion grid's nodes (every k-th node of a finer model).
-    start : array, (nz, nx), m/s, optional
-        Default: homogeneous 3000 m/s. Clamped into the bounds.
-    iterations, lr : int, float
-        Adam steps and learning rate **in km/s** (0.01 = ~10 m/s per step; the paper: 1000,
-        0.01).
-    receivers : {"all", "surface"}, int, "every:K" or bool mask
-        Which nodes record (:func:`~.survey.receiver_mask`).
-    noise_snr_db, noise_seed
-        White noise on the observations (:func:`~.survey.add_noise`).
-    laplacian_weight, smooth_grad_m : float
-        Weight of :func:`laplacian_penalty` (km/s, node units) added to the normalised data
-        loss; Gaussian smoothing of the gradient, sigma in metres. 0 = none (the paper).
-    bounds_mps : (float, float), optional
-        Clamp the model after every step (m/s). Default and limit: ``forward.velocity_range_mps``.
-    lowpass_hz : float, optional
-        Compare data after the same zero-phase low-pass in time (:func:`~.survey.lowpass`,
-        -3 dB here; stages of rising frequency: :func:`multiscale`). ``None``: the full band.
-    batch_sources : int, optional
-        Sources per forward call; gradients are accumulated (bounds memory). Default: all.
-    obs_solver : AcousticSolver, optional
-        The solver making observations from ``true_velocity`` (default :func:`observation_solver`).
-    callback : callable, optional
+    observed, true_velocity
+        Wavefields ``(S, nt, nz, nx)`` at every node (receivers and noise applied here); the
+        true model (m/s, on this grid or a k-times finer one), simulated by the solver on a
+        finer grid when ``observed`` is not given (:func:`observe`), and the model misfit's
+        reference at this grid's nodes.
+    start, iterations, lr
+        Start model (m/s; default homogeneous 3000 m/s, clamped into the bounds); Adam steps and
+        learning rate **in km/s** (0.01 = ~10 m/s per step; the paper: 1000, 0.01).
+    receivers, noise_snr_db, noise_seed
+        Recording nodes (``"all"``, ``"surface"``, int, ``"every:K"`` or a mask:
+        :func:`~.survey.receiver_mask`) and white noise on the data (:func:`~.survey.add_noise`).
+    laplacian_weight, smooth_grad_m
+        Weight of :func:`laplacian_penalty` added to the data loss; gradient smoothing sigma (m).
+    bounds_mps, lowpass_hz
+        Clamp after every step (m/s; default and limit ``forward.velocity_range_mps``); compare
+        data after a zero-phase low-pass in time, -3 dB here (:func:`~.survey.lowpass`; rising
+        stages: :func:`multiscale`; ``None``: the full band).
+    batch_sources, obs_solver, callback
+        Sources per forward call (gradients accumulated; default all); the solver making
+        observations from ``true_velocity`` (default :func:`observation_solver`);
         ``callback(k, loss, misfit)`` after each step (e.g. :class:`~.loop.ProgressCallback`).
-    time_offset_s, time_limit_s : float
-        Added to ``time_s`` (phases of a hybrid run); stop after the step that brings the
-        loop's wall time past the limit (:class:`~.rules.TimeLimit`).
-    check : callable, optional
-        Early stopping on an independent measure (:class:`~.rules.Referee`):
-        ``check(velocity (nz, nx) m/s, lowpass_hz) -> misfit``, e.g. the solver's data misfit
-        on a few sources (:class:`~.hybrid.SolverCheck`), run at the start and every
+    time_offset_s, time_limit_s
+        Added to ``time_s`` (hybrid phases); a wall-time limit (:class:`~.rules.TimeLimit`).
+    check, check_every, check_patience
+        Early stopping on an independent measure (:class:`~.rules.Referee`): ``check(velocity
+        m/s, lowpass_hz) -> misfit`` (e.g. :class:`~.hybrid.SolverCheck`) at the start and every
         ``check_every`` steps; ``check_patience`` checks without improvement stop the loop
-        (``stopped_reason`` starts with ``check:``). The result is the best-checked model.
+        (reason ``check: ...``), and the result is the best-checked model.
     rules : sequence of Rule
         Further stopping rules (:mod:`~.rules`), consulted after the built-in ones.
-
-    Returns
-    -------
-    InversionResult
     """
     preset, dev = forward.preset, _device(forward)
     grid = preset.grid
@@ -358,13 +358,7 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
               *([TimeLimit(time_limit_s)] if time_limit_s is not None else []), *rules]
     reason, failed = run_loop(run, chosen)
     checked = referee is not None and bool(referee.checks)
-    options = dict(lr_kmps=lr, receivers=receivers if isinstance(receivers, (str, int))
-                   else "mask", noise_snr_db=noise_snr_db, noise_seed=noise_seed,
-                   laplacian_weight=laplacian_weight, smooth_grad_m=smooth_grad_m,
-                   lowpass_hz=lowpass_hz, bounds_mps=[lo, hi], n_sources=len(src),
-                   batch_sources=batch_sources, time_limit_s=time_limit_s,
-                   check_every=check_every if check is not None else None,
-                   check_best_iteration=referee.best[2] if checked else None)
+    options = _options(locals(), lo, hi, len(src), referee.best[2] if checked else None)
     return _result(forward.name, run, chosen, reason, failed,
                    dict(observations=who, observation_s=obs_s, data_norm=problem.data_norm,
                         options=options,

@@ -31,6 +31,12 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
 
 
+def _check_von_karman(sigma_mps: float, kappa: float, corr_len_m) -> None:
+    if sigma_mps < 0 or kappa <= 0 or min(corr_len_m) <= 0:
+        raise SeisfnoError(
+            "von Karman needs sigma >= 0, kappa > 0 and positive correlation lengths")
+
+
 def von_karman(grid: Grid, rng: np.random.Generator, *, mean_mps: float = 3000.0,
                sigma_mps: float = 150.0, kappa: float = 0.5,
                corr_len_m: tuple[float, float] = (1600.0, 1600.0),
@@ -59,9 +65,7 @@ def von_karman(grid: Grid, rng: np.random.Generator, *, mean_mps: float = 3000.0
     -------
     ndarray, shape (nz, nx), float32
     """
-    if sigma_mps < 0 or kappa <= 0 or min(corr_len_m) <= 0:
-        raise SeisfnoError(
-            "von Karman needs sigma >= 0, kappa > 0 and positive correlation lengths")
+    _check_von_karman(sigma_mps, kappa, corr_len_m)
     az, ax = corr_len_m
     pz = grid.nz + 2 * math.ceil(3 * az / grid.dz_m)
     px = grid.nx + 2 * math.ceil(3 * ax / grid.dx_m)
@@ -114,9 +118,7 @@ def von_karman_authors(grid: Grid, rng: np.random.Generator, *, mean_mps: float 
     -------
     ndarray, shape (nz, nx), float32
     """
-    if sigma_mps < 0 or kappa <= 0 or min(corr_len_m) <= 0:
-        raise SeisfnoError(
-            "von Karman needs sigma >= 0, kappa > 0 and positive correlation lengths")
+    _check_von_karman(sigma_mps, kappa, corr_len_m)
     az, ax = corr_len_m
     pz, px = 2 * grid.nz, 2 * grid.nx
     kz = 2 * np.pi * np.fft.fftfreq(pz, d=grid.dz_m) * az
