@@ -256,10 +256,7 @@ def test_step_is_stable_from_any_state():
         return torch.randn(*shape, generator=gen, dtype=torch.float64)
 
     u = rnd(1, nz, nx)
-    state = [u, u.clone(), rnd(prof["az"].shape[0], 1, nx, prof["az"].shape[-1]),
-             rnd(prof["az"].shape[0], 1, nx, prof["az"].shape[-1]),
-             rnd(prof["ax"].shape[0], 1, nz, prof["ax"].shape[-1]),
-             rnd(prof["ax"].shape[0], 1, nz, prof["ax"].shape[-1])]
+    state = [u, u.clone(), *fd.pml_state(prof, 1, nz, nx, rnd)]
     v2 = torch.full((1, nz, nx), 3600.0**2, dtype=torch.float64)
     zero = torch.zeros((), dtype=torch.float64)
     args = (prof["lw_mask"], prof["inner"], prof["az"], prof["bz"], prof["dbz"], prof["ax"],
@@ -272,9 +269,27 @@ def test_step_is_stable_from_any_state():
     assert all(np.isfinite(peaks)) and peaks[-1] <= 1.5 * peaks[0], peaks
 
 
+def test_laplacian_adjoint_dot_test():
+    """The hand-written adjoint of the step's Laplacian: <L u, g> = <u, L^T g> for fields that
+    vanish on the frame (all the step applies it to), in float64."""
+    nz, nx, h = 23, 31, fd.HALO
+    gen = torch.Generator().manual_seed(0)
+    inner = torch.zeros(nz, nx, dtype=torch.float64)
+    inner[h:nz - h, h:nx - h] = 1.0
+    u = (torch.randn(2, nz, nx, generator=gen, dtype=torch.float64) * inner).requires_grad_()
+    g = torch.randn(2, nz, nx, generator=gen, dtype=torch.float64)
+    lu = fd._FrameLaplacian.apply(u, inner, 1 / 9.0, 1 / 16.0)
+    torch.testing.assert_close(lu, fd.laplacian(u.detach(), 1 / 9.0, 1 / 16.0))
+    (lt_g,) = torch.autograd.grad(lu, u, g)
+    lhs, rhs = float((lu * g).sum()), float((u * lt_g).sum())
+    assert abs(lhs - rhs) <= 1e-12 * abs(lhs)
+    assert float(lt_g[:, :h].abs().max()) == 0.0  # P S P: nothing flows into the frame
+
+
 @pytest.mark.slow
 def test_compiled_gradient_matches_eager():
-    """The compiled step's gradient against the eager one, through the checkpointed time loop."""
+    """The compiled step's gradient (with the hand-written Laplacian adjoint inside the compiled
+    graph) against the eager one, through the checkpointed time loop."""
     p = get_preset("quick", nt_out=6)
     v0 = torch.as_tensor(von_karman(p.grid, sample_rng(0, 3), clip_mps=p.velocity.clip_mps))
     grads = {}
@@ -331,9 +346,10 @@ def test_one_model_many_sources_equals_the_model_repeated():
 @pytest.mark.slow
 def test_compiled_observations_of_one_model_do_not_crash(tmp_path):
     """The issue-10 observations (one true model, 20 sources, a 2x finer grid) through the
-    compiled step: a faster step tried on 2026-12-02 aborted here with 'double free or
-    corruption' (an inductor bug, reverted); run in a subprocess so that a crash fails the test
-    instead of the suite."""
+    compiled step, with the one model broadcast inside it. This case first aborted with 'double
+    free or corruption' on 2026-12-02; the cause was a compile cache shared with AVX2-emulating
+    runs (see ``test_compile_caches_are_kept_apart_per_forced_isa``). In a subprocess, so that a
+    crash fails the test instead of the suite."""
     import subprocess
     import sys
 
@@ -347,3 +363,30 @@ def test_compiled_observations_of_one_model_do_not_crash(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-1500:]
+
+
+@pytest.mark.slow
+def test_compile_caches_are_kept_apart_per_forced_isa(tmp_path):
+    """torch 2.13 leaves ``ATEN_CPU_CAPABILITY`` out of its compile-cache keys: the compiled step
+    cached under ``avx2`` and then loaded without it aborted with 'double free or corruption'.
+    ``seisfno`` folds the setting into the cache-key tag (``seisfno._isa``). Both runs share one
+    cache directory and run in subprocesses, so that a crash fails the test, not the suite."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch; torch.set_num_threads(1)\n"
+            "from seisfno.physics import AcousticSolver, TorchBackend, get_preset\n"
+            "p = get_preset('quick', n=24, nt_out=4)\n"
+            "s = AcousticSolver.from_preset(p, backend=TorchBackend(compile=True,"
+            " checkpoint=True))\n"
+            "v = torch.full((24, 24), 3000.0, requires_grad=True)\n"
+            "(s(v, [[4000.0, 5000.0], [7000.0, 2000.0]]) ** 2).sum().backward()\n"
+            "assert bool(torch.isfinite(v.grad).all())\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY",
+                                                            "TORCH_COMPILE_CACHE_KEY_TAG")}
+    env["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path / "cache")
+    for extra in ({"ATEN_CPU_CAPABILITY": "avx2"}, {}):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=600, cwd=tmp_path, env={**env, **extra})
+        assert r.returncode == 0, (extra, r.stderr[-1500:])

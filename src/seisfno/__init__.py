@@ -1,6 +1,9 @@
 """seisfno: neural operators and full-waveform inversion for the 2-D acoustic wave equation."""
 
 from ._errors import SeisfnoError
+from ._isa import separate_compile_caches
 from ._version import __version__
+
+separate_compile_caches()
 
 __all__ = ["SeisfnoError", "__version__"]

@@ -17,6 +17,15 @@ few cells from an edge (the absorbing layer lies beyond the edge and holds the s
 :func:`propagate` is the differentiable primitive. With ``checkpoint=True`` it stores the state
 only every ~sqrt(n) steps and recomputes the rest in the backward pass, so the memory of a
 gradient grows as sqrt(n_steps) wavefields instead of n_steps.
+
+Speed (what :func:`_step` is shaped for; ``torch.compile`` turns it into one fused C++ kernel on
+the CPU): each axis' C-PML strips are taken along that axis (rows for z, columns for x), never
+through a transpose, and their corrections return to the full grid as zero-padded strips, which
+fuse into the update as masked loads, not as full-size concatenations with zeros; the
+Laplacian has a hand-written (self-adjoint) backward, :class:`_FrameLaplacian`; and recorded
+frames are copied into one buffer, so no step's full field outlives the step. Per step the
+compiled kernel then makes four full-grid passes (``L u``, ``w``, ``lap w``, ``u^{n+1}``) plus the
+strips. ``benchmarks/solver_cpu.py`` measures it against deepwave on the same plan.
 """
 
 from __future__ import annotations
@@ -45,47 +54,85 @@ def laplacian(u: torch.Tensor, inv_dz2: float, inv_dx2: float) -> torch.Tensor:
     return F.pad(out, (h, h, h, h))
 
 
+class _FrameLaplacian(torch.autograd.Function):
+    """:func:`laplacian` with a hand-written adjoint: the operator is ``P S P`` (``S`` the
+    symmetric stencil, ``P`` zeroing the ``HALO`` frame), hence self-adjoint.
+
+    The forward is :func:`laplacian` itself, which equals ``P S P u`` for fields that vanish on
+    the frame, as both fields the time step applies it to do: ``u`` (the step masks its frame)
+    and ``w`` (every term of it vanishes there, the source too, see :func:`propagate`). The
+    adjoint ``P S P g`` is one more stencil pass, where autograd's own (the sum of 17 slice
+    adjoints, zero-padded fields) ran ~13x slower than the forward once compiled.
+    """
+
+    @staticmethod
+    def forward(u, inner, inv_dz2, inv_dx2):  # noqa: D102
+        return laplacian(u, inv_dz2, inv_dx2)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # noqa: D102
+        _, inner, ctx.inv_dz2, ctx.inv_dx2 = inputs
+        ctx.save_for_backward(inner)
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: D102
+        (inner,) = ctx.saved_tensors
+        return laplacian(g * inner, ctx.inv_dz2, ctx.inv_dx2), None, None, None
+
+
 #: 8th-order central coefficients of the first derivative, c1..c4.
 STENCIL1 = (4.0 / 5.0, -1.0 / 5.0, 4.0 / 105.0, -1.0 / 280.0)
 
 
-def _d1_last(u: torch.Tensor) -> torch.Tensor:
-    """8th-order first difference (times h) along the last axis; zero on its ``HALO`` frame."""
-    h, n = HALO, u.shape[-1]
-    out = STENCIL1[0] * (u[..., h + 1:n - h + 1] - u[..., h - 1:n - h - 1])
-    for m in range(2, h + 1):
-        out = out + STENCIL1[m - 1] * (u[..., h + m:n - h + m] - u[..., h - m:n - h - m])
-    return F.pad(out, (h, h))
+def _narrow(u: torch.Tensor, dim: int, m: int) -> torch.Tensor:
+    """``u`` shifted by ``m`` along ``dim`` over the axis minus its ``HALO`` frame."""
+    return u.narrow(dim, HALO + m, u.shape[dim] - 2 * HALO)
 
 
-def _d2_last(u: torch.Tensor) -> torch.Tensor:
-    """8th-order second difference (times h^2) along the last axis; zero on its frame."""
-    h, n = HALO, u.shape[-1]
-    out = STENCIL[0] * u[..., h:n - h]
-    for m in range(1, h + 1):
-        out = out + STENCIL[m] * (u[..., h + m:n - h + m] + u[..., h - m:n - h - m])
-    return F.pad(out, (h, h))
+def _pad(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Zero ``HALO`` frame along ``dim`` (-1 or -2)."""
+    return F.pad(x, (HALO, HALO) if dim == -1 else (0, 0, HALO, HALO))
 
 
-def _strips(u: torch.Tensor, k: int, s: int) -> torch.Tensor:
-    """``(k, ..., s)``: the two edge strips of width ``s`` of the last axis (k=2), or all (k=1)."""
+def _d1(u: torch.Tensor, dim: int) -> torch.Tensor:
+    """8th-order first difference (times h) along ``dim``; zero on its ``HALO`` frame."""
+    out = STENCIL1[0] * (_narrow(u, dim, 1) - _narrow(u, dim, -1))
+    for m in range(2, HALO + 1):
+        out = out + STENCIL1[m - 1] * (_narrow(u, dim, m) - _narrow(u, dim, -m))
+    return _pad(out, dim)
+
+
+def _d2(u: torch.Tensor, dim: int) -> torch.Tensor:
+    """8th-order second difference (times h^2) along ``dim``; zero on its frame."""
+    out = STENCIL[0] * _narrow(u, dim, 0)
+    for m in range(1, HALO + 1):
+        out = out + STENCIL[m] * (_narrow(u, dim, m) + _narrow(u, dim, -m))
+    return _pad(out, dim)
+
+
+def _strips(u: torch.Tensor, k: int, s: int, dim: int) -> torch.Tensor:
+    """``(k, ...)``: the two edge strips of width ``s`` along ``dim`` (k=2), or all of it (k=1)."""
     if k == 1:
         return u[None]
-    return torch.stack((u[..., :s], u[..., u.shape[-1] - s:]))
+    return torch.stack((u.narrow(dim, 0, s), u.narrow(dim, u.shape[dim] - s, s)))
 
 
-def _unstrip(c: torch.Tensor, n: int) -> torch.Tensor:
+def _unstrip(c: torch.Tensor, n: int, dim: int) -> torch.Tensor:
     """Inverse of :func:`_strips` for a correction that vanishes between the strips."""
     if c.shape[0] == 1:
         return c[0]
-    s = c.shape[-1]
-    return torch.cat((c[0], c.new_zeros(*c.shape[1:-1], n - 2 * s), c[1]), -1)
+    r = n - c.shape[dim]
+    # zero-padding (not a concatenation with zeros): compiled, it fuses into the consumer as a
+    # masked load instead of materializing a full-size, mostly zero field
+    if dim == -1:
+        return F.pad(c[0], (0, r)) + F.pad(c[1], (r, 0))
+    return F.pad(c[0], (0, 0, 0, r)) + F.pad(c[1], (0, 0, r, 0))
 
 
 def _cpml_axis(u: torch.Tensor, psi: torch.Tensor, zeta: torch.Tensor, a: torch.Tensor,
-               b: torch.Tensor, db: torch.Tensor, inv_h: float, inv_h2: float
+               b: torch.Tensor, db: torch.Tensor, inv_h: float, inv_h2: float, dim: int
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """C-PML second derivative along the last axis (Pasalic & McGarry, 2010), on the strips.
+    """C-PML second derivative along ``dim`` (Pasalic & McGarry, 2010), on the edge strips.
 
     With ``1/s`` the stretching operator as a recursive convolution (``a = exp(-(sigma + alpha)
     dt)``, ``b = sigma / (sigma + alpha) (a - 1)``)::
@@ -94,15 +141,15 @@ def _cpml_axis(u: torch.Tensor, psi: torch.Tensor, zeta: torch.Tensor, a: torch.
         L u   = (1 + b) tmp + a zeta                       # (1/s) tmp
         psi'  = b u_x + a psi,   zeta' = b tmp + a zeta
 
-    Returns ``(L u - u_xx`` on the full axis, ``psi', zeta')``.
+    Returns ``(L u - u_xx`` on the full axis, ``psi', zeta')``. The strips are taken along
+    ``dim`` itself (rows for z, columns for x), so nothing is transposed.
     """
-    k, s, n = a.shape[0], a.shape[-1], u.shape[-1]
-    us = _strips(u, k, s)
-    ux = _d1_last(us) * inv_h
-    uxx = _d2_last(us) * inv_h2
-    tmp = (1.0 + b) * uxx + db * ux + _d1_last(a * psi) * inv_h
+    us = _strips(u, a.shape[0], a.shape[dim], dim)
+    ux = _d1(us, dim) * inv_h
+    uxx = _d2(us, dim) * inv_h2
+    tmp = (1.0 + b) * uxx + db * ux + _d1(a * psi, dim) * inv_h
     corr = (1.0 + b) * tmp + a * zeta - uxx
-    return _unstrip(corr, n), b * ux + a * psi, b * tmp + a * zeta
+    return _unstrip(corr, u.shape[dim], dim), b * ux + a * psi, b * tmp + a * zeta
 
 
 def _step(u: torch.Tensor, u_prev: torch.Tensor, psi_z: torch.Tensor, zeta_z: torch.Tensor,
@@ -112,11 +159,11 @@ def _step(u: torch.Tensor, u_prev: torch.Tensor, psi_z: torch.Tensor, zeta_z: to
           bz: torch.Tensor, dbz: torch.Tensor, ax: torch.Tensor, bx: torch.Tensor,
           dbx: torch.Tensor, dt: float, inv_dz: float, inv_dx: float):
     inv_dz2, inv_dx2 = inv_dz * inv_dz, inv_dx * inv_dx
-    cz, psi_z, zeta_z = _cpml_axis(u.transpose(-1, -2), psi_z, zeta_z, az, bz, dbz, inv_dz,
-                                   inv_dz2)
-    cx, psi_x, zeta_x = _cpml_axis(u, psi_x, zeta_x, ax, bx, dbx, inv_dx, inv_dx2)
-    w = v2 * (laplacian(u, inv_dz2, inv_dx2) + cz.transpose(-1, -2) + cx) + src * s
-    corr = v2 * laplacian(w, inv_dz2, inv_dx2) + src * s_tt
+    cz, psi_z, zeta_z = _cpml_axis(u, psi_z, zeta_z, az, bz, dbz, inv_dz, inv_dz2, -2)
+    cx, psi_x, zeta_x = _cpml_axis(u, psi_x, zeta_x, ax, bx, dbx, inv_dx, inv_dx2, -1)
+    lap = _FrameLaplacian.apply
+    w = v2 * (lap(u, inner, inv_dz2, inv_dx2) + cz + cx) + src * s
+    corr = v2 * lap(w, inner, inv_dz2, inv_dx2) + src * s_tt
     u_next = 2.0 * u - u_prev + (dt * dt) * w + (dt**4 / 12.0) * (lw_mask * corr)
     # The HALO-cell frame is never updated. Without this mask the strips' corrections reach it
     # (an unstable, anti-diffusive update there): invisible forward, where the frame stays zero,
@@ -167,9 +214,10 @@ def lw_mask_1d(plan: Plan, n: int) -> np.ndarray:
 def cpml_profiles(plan: Plan, device=None, dtype=torch.float32) -> dict[str, torch.Tensor]:
     """The C-PML coefficients on the edge strips and the time-correction mask.
 
-    ``a``/``b``/``db`` of each axis are ``(k, 1, 1, S)`` with ``k = 2`` strips of ``S = pad + 2
-    HALO`` nodes (the layer, the stencil's reach into the interior and its zero frame) when the
-    axis is long enough, else one strip spanning the whole axis (``k = 1``).
+    ``a``/``b``/``db`` are ``(k, 1, S, 1)`` along z and ``(k, 1, 1, S)`` along x, with ``k = 2``
+    strips of ``S = pad + 2 HALO`` nodes (the layer, the stencil's reach into the interior and
+    its zero frame) when the axis is long enough, else one strip spanning the whole axis
+    (``k = 1``).
     """
     nz, nx = plan.padded_shape
     fine = plan.fine
@@ -182,13 +230,24 @@ def cpml_profiles(plan: Plan, device=None, dtype=torch.float32) -> dict[str, tor
         else:
             prof = [p[None] for p in prof]
         for key, p in zip(("a", "b", "db"), prof, strict=True):
-            out[key + name] = torch.as_tensor(p[:, None, None, :], dtype=dtype, device=device)
+            p = p[:, None, :, None] if name == "z" else p[:, None, None, :]
+            out[key + name] = torch.as_tensor(p, dtype=dtype, device=device)
     mask = np.outer(lw_mask_1d(plan, nz), lw_mask_1d(plan, nx))
     out["lw_mask"] = torch.as_tensor(mask, dtype=dtype, device=device)
     inner = np.zeros((nz, nx))
     inner[HALO:nz - HALO, HALO:nx - HALO] = 1.0
     out["inner"] = torch.as_tensor(inner, dtype=dtype, device=device)
     return out
+
+
+def pml_state(prof: dict[str, torch.Tensor], batch: int, nz: int, nx: int, make: Callable
+              ) -> tuple[torch.Tensor, ...]:
+    """``psi_z, zeta_z`` ``(kz, B, S, nx)`` and ``psi_x, zeta_x`` ``(kx, B, nz, S)`` from
+    ``make(*shape)`` (e.g. ``torch.zeros``)."""
+    kz, sz = prof["az"].shape[0], prof["az"].shape[-2]
+    kx, sx = prof["ax"].shape[0], prof["ax"].shape[-1]
+    return (make(kz, batch, sz, nx), make(kz, batch, sz, nx), make(kx, batch, nz, sx),
+            make(kx, batch, nz, sx))
 
 
 def _hicks_1d(pos: float, n: int, halfwidth: int = 4, beta: float = 6.31) -> tuple[int, np.ndarray]:
@@ -282,8 +341,9 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
 
     Returns
     -------
-    Tensor, (B, len(record_steps), nz, nx)
-        ``u`` at the output nodes at the recorded steps.
+    Tensor, (len(record_steps), B, nz, nx)
+        ``u`` at the output nodes at the recorded steps, time-major (so that the time filter of
+        lowpass decimation is a plain matrix product, with no copy to reorder the axes).
     """
     if record_steps is None:
         record_steps = np.arange(plan.nt_out) * plan.steps_per_output
@@ -291,6 +351,7 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
     record[np.asarray(record_steps)] = True
     fine, p, r = plan.fine, plan.pad, plan.refine
     sl = (slice(None), slice(p, p + fine.nz, r), slice(p, p + fine.nx, r))
+    out_shape = plan.grid.shape
     prof = cpml_profiles(plan, v2.device, v2.dtype)
     step = _stepper(compile)
     args = (prof["lw_mask"], prof["inner"], prof["az"], prof["bz"], prof["dbz"], prof["ax"],
@@ -298,21 +359,29 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
     batch = max(v2.shape[0], src.shape[0])
     nz, nx = plan.padded_shape
     u = torch.zeros((batch, nz, nx), dtype=v2.dtype, device=v2.device)
-    state = (u, torch.zeros_like(u),
-             u.new_zeros(prof["az"].shape[0], batch, nx, prof["az"].shape[-1]),
-             u.new_zeros(prof["az"].shape[0], batch, nx, prof["az"].shape[-1]),
-             u.new_zeros(prof["ax"].shape[0], batch, nz, prof["ax"].shape[-1]),
-             u.new_zeros(prof["ax"].shape[0], batch, nz, prof["ax"].shape[-1]))
+    state = (u, torch.zeros_like(u), *pml_state(prof, batch, nz, nx, u.new_zeros))
+    # No source on the never-updated frame (a spread reaches it only with a layer under 3
+    # cells): every field the Laplacian sees then vanishes there, as _FrameLaplacian assumes.
+    src = src * prof["inner"]
 
     def run(start: int, stop: int, v2: torch.Tensor, src: torch.Tensor, *state):
-        recs = []
+        # Without a gradient the frames are copied into one buffer, so each step's full field
+        # is freed at once (kept as views, they held every step's field alive: ~300 MB for 8
+        # quick shots, and a cold cache); with one, autograd keeps the fields anyway.
+        grad = torch.is_grad_enabled() and any(t.requires_grad for t in (v2, src, *state))
+        buf = None if grad else state[0].new_empty((int(record[start:stop].sum()), batch,
+                                                    *out_shape))
+        recs, j = [], 0
         for n in range(start, stop):
-            if record[n]:
+            if record[n] and grad:
                 recs.append(state[0][sl])
+            elif record[n]:
+                buf[j].copy_(state[0][sl])
+                j += 1
             state = step(*state, v2, src, wavelet[n], wavelet_tt[n], *args)
-        # A segment may record nothing (output samples sparser than the segments).
-        rec = torch.stack(recs, 1) if recs else state[0][sl][:, None][:, :0]
-        return (*state, rec)
+        if grad:  # a segment may record nothing (output samples sparser than the segments)
+            buf = torch.stack(recs, 0) if recs else state[0][sl][None][:0]
+        return (*state, buf)
 
     if checkpoint is None:
         checkpoint = torch.is_grad_enabled() and (v2.requires_grad or src.requires_grad)
@@ -343,9 +412,9 @@ class _Checkpointed(torch.autograd.Function):
                 *state, rec = run(a, b, v2, src, *state)
                 recs.append(rec)
         ctx.run, ctx.bounds, ctx.starts = run, bounds, starts
-        ctx.counts = [r.shape[1] for r in recs]
+        ctx.counts = [r.shape[0] for r in recs]
         ctx.save_for_backward(v2, src)
-        return torch.cat(recs, 1)
+        return torch.cat(recs, 0)
 
     @staticmethod
     def backward(ctx, grad_rec):  # noqa: D102
@@ -362,7 +431,7 @@ class _Checkpointed(torch.autograd.Function):
                 v2_ = v2.detach().requires_grad_(need_v2)
                 src_ = src.detach().requires_grad_(need_src)
                 *out_state, rec = ctx.run(a, b, v2_, src_, *st)
-                outs, grads = [rec], [grad_rec[:, offsets[k]:offsets[k + 1]]]
+                outs, grads = [rec], [grad_rec[offsets[k]:offsets[k + 1]]]
                 if g_state is not None:
                     for o, g in zip(out_state, g_state, strict=True):
                         if g is not None:

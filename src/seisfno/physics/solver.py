@@ -83,9 +83,10 @@ class TorchBackend:
         steps = np.flatnonzero(mat.any(axis=0))
         rec = _propagate_checked(plan, v2, src, wav, wav_tt, steps, self.checkpoint, compile_)
         if plan.decimation == "point":
-            return rec
+            return rec.transpose(0, 1).contiguous()
         weights = torch.as_tensor(mat[:, steps], dtype=dtype, device=dev)
-        return torch.einsum("kn,bnzx->bkzx", weights, rec)
+        out = (weights @ rec.reshape(len(steps), -1)).reshape(plan.nt_out, *rec.shape[1:])
+        return out.transpose(0, 1).contiguous()
 
 
 #: (internal grid, steps, batch, dtype, device type) whose compiled step gave non-finite values.
@@ -96,11 +97,12 @@ def _propagate_checked(plan: Plan, v2, src, wav, wav_tt, steps, checkpoint, comp
                        ) -> torch.Tensor:
     """:func:`fd.propagate`, compiled when asked, with the eager step as the fallback.
 
-    Why: inductor's AVX2 code for the step gave NaN for some batch sizes (1 and 8 on ``quick``,
-    2026-12-02, torch 2.13, ``ATEN_CPU_CAPABILITY=avx2``; AVX-512 code and the eager step are
-    finite and agree), with the old and the new step alike. A compiled result that is not finite
-    is therefore recomputed eagerly, said once on stderr, and that shape runs eagerly from then
-    on. Costs one ``isfinite`` pass over the output.
+    Why: the compiled step gave NaN for some batch sizes (1 and 8 on ``quick``, 2026-12-02,
+    torch 2.13) in runs that emulated AVX2 (``ATEN_CPU_CAPABILITY=avx2``) on an AVX-512 machine
+    and shared torch's compile cache with runs that did not; the same mix later aborted with heap
+    corruption, which :mod:`seisfno._isa` now prevents. A compiled result that is not finite is
+    still recomputed eagerly, said once on stderr, and that shape runs eagerly from then on, as a
+    guard against any such compiler fault. Costs one ``isfinite`` pass over the output.
     """
     key = (tuple(v2.shape), plan.n_steps, v2.dtype, v2.device.type)
     compile_ = compile_ and key not in _COMPILE_FAILED
