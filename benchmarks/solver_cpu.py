@@ -17,7 +17,8 @@ Our backend runs as ``generate`` and ``invert`` run it (``TorchBackend()`` defau
 ``torch.compile``'d above a work threshold). Every timing is the best of ``--repeat`` calls
 after one untimed warm-up call (compilation), alternating the backends so that a change of
 load on the machine hits both. ``ratio`` is torch / deepwave time (below 1: ours is faster).
-``--quick`` keeps the forward cases and the ``quick`` gradient, at 1 thread.
+``--quick`` keeps the forward cases and the ``quick`` gradient, at 1 thread; ``--cases forward
+quick`` keeps the cases whose label has one of those words.
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=None, help="default: 1 2")
     ap.add_argument("--repeat", type=int, default=None, help="default: 3 (--quick: 2)")
     ap.add_argument("--sources", type=int, default=20)
+    ap.add_argument("--cases", nargs="+", default=None,
+                    help="only the cases whose label contains one of these words "
+                         "(e.g. 'forward', 'quick'; the paper gradient takes over 10 minutes)")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", message=".*illuminates.*")
     threads = args.threads or ([1] if args.quick else [1, 2])
@@ -114,6 +118,8 @@ def main() -> None:
     if not args.quick:
         cases.append((f"gradient paper {args.sources} src",
                       lambda: gradient_case("paper", args.sources, repeat)))
+    if args.cases:
+        cases = [c for c in cases if any(w in c[0] for w in args.cases)]
     import deepwave
 
     print(f"CPU: {cpu_model()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "

@@ -329,6 +329,29 @@ def test_non_finite_compiled_step_falls_back_to_eager(monkeypatch, capsys):
     assert calls == [True, False, False]  # the shape now runs eagerly
 
 
+@pytest.mark.slow
+def test_more_compiled_shapes_than_dynamo_allows(monkeypatch, capsys):
+    """Each shape compiles its own step; past dynamo's default of 8 variants a long run failed
+    hard (``fullgraph=True``). The limit is raised to ``fd.RECOMPILE_LIMIT`` and a shape past it
+    runs eagerly with a note on stderr, with the eager result."""
+    from seisfno.physics import solver as solver_mod
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(solver_mod, "_COMPILE_FAILED", set())
+    monkeypatch.setattr(fd, "RECOMPILE_LIMIT", 2)  # variants 3 and on exceed it
+    preset = get_preset("quick", n=17, nt_out=4)
+    src = np.array([[preset.grid.width_m / 2, preset.grid.depth_m / 2]])
+    solver = AcousticSolver.from_preset(preset, backend=TorchBackend(compile=True))
+    eager = AcousticSolver.from_preset(preset, backend=TorchBackend(compile=False))
+    for batch in (1, 2, 3):  # dynamo's own limit (8) is above 3: only ours can stop the third
+        v = torch.full((batch, 17, 17), 3000.0)
+        torch.testing.assert_close(solver(v, np.repeat(src, batch, 0)),
+                                   eager(v, np.repeat(src, batch, 0)), rtol=1e-5, atol=0)
+    err = capsys.readouterr().err
+    assert "limit of 2 compiled variants for batch 3" in err and "batch 2" not in err
+    torch._dynamo.reset()
+
+
 def test_one_model_many_sources_equals_the_model_repeated():
     """A single velocity model with several sources (FWI, observations): the same result as
     with the model repeated, and the gradient reaches the single model."""

@@ -19,17 +19,19 @@ only every ~sqrt(n) steps and recomputes the rest in the backward pass, so the m
 gradient grows as sqrt(n_steps) wavefields instead of n_steps.
 
 Speed (what :func:`_step` is shaped for; ``torch.compile`` turns it into one fused C++ kernel on
-the CPU): each axis' C-PML strips are taken along that axis (rows for z, columns for x), never
-through a transpose, and their corrections return to the full grid as zero-padded strips, which
-fuse into the update as masked loads, not as full-size concatenations with zeros; the
-Laplacian has a hand-written (self-adjoint) backward, :class:`_FrameLaplacian`; and recorded
-frames are copied into one buffer, so no step's full field outlives the step. Per step the
-compiled kernel then makes four full-grid passes (``L u``, ``w``, ``lap w``, ``u^{n+1}``) plus the
-strips. ``benchmarks/solver_cpu.py`` measures it against deepwave on the same plan.
+the CPU): each axis' C-PML strips are rows (x's of the transposed field: whole rows vectorize,
+where 24-node strip rows with masked tails ran 2x slower), and their corrections return to the
+full grid as zero-padded strips, which fuse into the update as masked loads, not as full-size
+concatenations with zeros; the Laplacian has a hand-written (self-adjoint) backward,
+:class:`_FrameLaplacian`; and recorded frames are copied into one buffer, so no step's full
+field outlives the step. Per step the compiled kernel then makes four full-grid passes (``L u``,
+``w``, ``lap w``, ``u^{n+1}``) plus the strips. ``benchmarks/solver_cpu.py`` measures it
+against deepwave on the same plan.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 
@@ -117,22 +119,20 @@ def _strips(u: torch.Tensor, k: int, s: int, dim: int) -> torch.Tensor:
     return torch.stack((u.narrow(dim, 0, s), u.narrow(dim, u.shape[dim] - s, s)))
 
 
-def _unstrip(c: torch.Tensor, n: int, dim: int) -> torch.Tensor:
-    """Inverse of :func:`_strips` for a correction that vanishes between the strips."""
+def _unstrip(c: torch.Tensor, n: int) -> torch.Tensor:
+    """Inverse of :func:`_strips` (along rows) for a correction that vanishes between them."""
     if c.shape[0] == 1:
         return c[0]
-    r = n - c.shape[dim]
+    r = n - c.shape[-2]
     # zero-padding (not a concatenation with zeros): compiled, it fuses into the consumer as a
     # masked load instead of materializing a full-size, mostly zero field
-    if dim == -1:
-        return F.pad(c[0], (0, r)) + F.pad(c[1], (r, 0))
     return F.pad(c[0], (0, 0, 0, r)) + F.pad(c[1], (0, 0, r, 0))
 
 
 def _cpml_axis(u: torch.Tensor, psi: torch.Tensor, zeta: torch.Tensor, a: torch.Tensor,
-               b: torch.Tensor, db: torch.Tensor, inv_h: float, inv_h2: float, dim: int
+               b: torch.Tensor, db: torch.Tensor, inv_h: float, inv_h2: float
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """C-PML second derivative along ``dim`` (Pasalic & McGarry, 2010), on the edge strips.
+    """C-PML second derivative along z (Pasalic & McGarry, 2010), on the edge strips.
 
     With ``1/s`` the stretching operator as a recursive convolution (``a = exp(-(sigma + alpha)
     dt)``, ``b = sigma / (sigma + alpha) (a - 1)``)::
@@ -141,15 +141,16 @@ def _cpml_axis(u: torch.Tensor, psi: torch.Tensor, zeta: torch.Tensor, a: torch.
         L u   = (1 + b) tmp + a zeta                       # (1/s) tmp
         psi'  = b u_x + a psi,   zeta' = b tmp + a zeta
 
-    Returns ``(L u - u_xx`` on the full axis, ``psi', zeta')``. The strips are taken along
-    ``dim`` itself (rows for z, columns for x), so nothing is transposed.
+    Returns ``(L u - u_xx`` on the full axis, ``psi', zeta')``. The strips are rows; the step
+    passes the transposed field for x.
     """
+    dim = -2
     us = _strips(u, a.shape[0], a.shape[dim], dim)
     ux = _d1(us, dim) * inv_h
     uxx = _d2(us, dim) * inv_h2
     tmp = (1.0 + b) * uxx + db * ux + _d1(a * psi, dim) * inv_h
     corr = (1.0 + b) * tmp + a * zeta - uxx
-    return _unstrip(corr, u.shape[dim], dim), b * ux + a * psi, b * tmp + a * zeta
+    return _unstrip(corr, u.shape[dim]), b * ux + a * psi, b * tmp + a * zeta
 
 
 def _step(u: torch.Tensor, u_prev: torch.Tensor, psi_z: torch.Tensor, zeta_z: torch.Tensor,
@@ -159,8 +160,13 @@ def _step(u: torch.Tensor, u_prev: torch.Tensor, psi_z: torch.Tensor, zeta_z: to
           bz: torch.Tensor, dbz: torch.Tensor, ax: torch.Tensor, bx: torch.Tensor,
           dbx: torch.Tensor, dt: float, inv_dz: float, inv_dx: float):
     inv_dz2, inv_dx2 = inv_dz * inv_dz, inv_dx * inv_dx
-    cz, psi_z, zeta_z = _cpml_axis(u, psi_z, zeta_z, az, bz, dbz, inv_dz, inv_dz2, -2)
-    cx, psi_x, zeta_x = _cpml_axis(u, psi_x, zeta_x, ax, bx, dbx, inv_dx, inv_dx2, -1)
+    cz, psi_z, zeta_z = _cpml_axis(u, psi_z, zeta_z, az, bz, dbz, inv_dz, inv_dz2)
+    # x runs on the transposed field: its strips become rows too, so the compiled loops run
+    # along whole rows (411 nodes on paper) instead of 24-node strip rows with masked tails;
+    # measured 2x faster for the x strips (paper, 1 thread, 2026-12-02)
+    cx, psi_x, zeta_x = _cpml_axis(u.transpose(-1, -2), psi_x, zeta_x, ax, bx, dbx, inv_dx,
+                                   inv_dx2)
+    cx = cx.transpose(-1, -2)
     lap = _FrameLaplacian.apply
     w = v2 * (lap(u, inner, inv_dz2, inv_dx2) + cz + cx) + src * s
     corr = v2 * lap(w, inner, inv_dz2, inv_dx2) + src * s_tt
@@ -173,6 +179,11 @@ def _step(u: torch.Tensor, u_prev: torch.Tensor, psi_z: torch.Tensor, zeta_z: to
 
 _COMPILED: dict[str, Callable] = {}
 
+#: Compiled variants of the step allowed per process (dynamo's default is 8). Each shape, dtype
+#: and gradient mode compiles its own (``dynamic=False``: static-shape kernels), so a long run
+#: (``reproduce``, a benchmark, a notebook) passed 8 and, with ``fullgraph=True``, failed hard.
+RECOMPILE_LIMIT = 64
+
 
 def _stepper(compile: bool) -> Callable:
     if not compile:
@@ -180,6 +191,13 @@ def _stepper(compile: bool) -> Callable:
     if "step" not in _COMPILED:
         _COMPILED["step"] = torch.compile(_step, dynamic=False, fullgraph=True)
     return _COMPILED["step"]
+
+
+def _compile_scope(compile: bool):
+    """Where the compiled step runs: dynamo's recompile limit raised to :data:`RECOMPILE_LIMIT`."""
+    if not compile:
+        return contextlib.nullcontext()
+    return torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)
 
 
 def _cpml_1d(plan: Plan, n: int, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -214,7 +232,7 @@ def lw_mask_1d(plan: Plan, n: int) -> np.ndarray:
 def cpml_profiles(plan: Plan, device=None, dtype=torch.float32) -> dict[str, torch.Tensor]:
     """The C-PML coefficients on the edge strips and the time-correction mask.
 
-    ``a``/``b``/``db`` are ``(k, 1, S, 1)`` along z and ``(k, 1, 1, S)`` along x, with ``k = 2``
+    ``a``/``b``/``db`` are ``(k, 1, S, 1)`` along each axis (x as if transposed), with ``k = 2``
     strips of ``S = pad + 2 HALO`` nodes (the layer, the stencil's reach into the interior and
     its zero frame) when the axis is long enough, else one strip spanning the whole axis
     (``k = 1``).
@@ -230,8 +248,7 @@ def cpml_profiles(plan: Plan, device=None, dtype=torch.float32) -> dict[str, tor
         else:
             prof = [p[None] for p in prof]
         for key, p in zip(("a", "b", "db"), prof, strict=True):
-            p = p[:, None, :, None] if name == "z" else p[:, None, None, :]
-            out[key + name] = torch.as_tensor(p, dtype=dtype, device=device)
+            out[key + name] = torch.as_tensor(p[:, None, :, None], dtype=dtype, device=device)
     mask = np.outer(lw_mask_1d(plan, nz), lw_mask_1d(plan, nx))
     out["lw_mask"] = torch.as_tensor(mask, dtype=dtype, device=device)
     inner = np.zeros((nz, nx))
@@ -242,12 +259,12 @@ def cpml_profiles(plan: Plan, device=None, dtype=torch.float32) -> dict[str, tor
 
 def pml_state(prof: dict[str, torch.Tensor], batch: int, nz: int, nx: int, make: Callable
               ) -> tuple[torch.Tensor, ...]:
-    """``psi_z, zeta_z`` ``(kz, B, S, nx)`` and ``psi_x, zeta_x`` ``(kx, B, nz, S)`` from
-    ``make(*shape)`` (e.g. ``torch.zeros``)."""
+    """``psi_z, zeta_z`` ``(kz, B, S, nx)`` and ``psi_x, zeta_x`` ``(kx, B, S, nz)`` (the x
+    strips of the transposed field) from ``make(*shape)`` (e.g. ``torch.zeros``)."""
     kz, sz = prof["az"].shape[0], prof["az"].shape[-2]
-    kx, sx = prof["ax"].shape[0], prof["ax"].shape[-1]
-    return (make(kz, batch, sz, nx), make(kz, batch, sz, nx), make(kx, batch, nz, sx),
-            make(kx, batch, nz, sx))
+    kx, sx = prof["ax"].shape[0], prof["ax"].shape[-2]
+    return (make(kz, batch, sz, nx), make(kz, batch, sz, nx), make(kx, batch, sx, nz),
+            make(kx, batch, sx, nz))
 
 
 def _hicks_1d(pos: float, n: int, halfwidth: int = 4, beta: float = 6.31) -> tuple[int, np.ndarray]:
@@ -372,13 +389,14 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
         buf = None if grad else state[0].new_empty((int(record[start:stop].sum()), batch,
                                                     *out_shape))
         recs, j = [], 0
-        for n in range(start, stop):
-            if record[n] and grad:
-                recs.append(state[0][sl])
-            elif record[n]:
-                buf[j].copy_(state[0][sl])
-                j += 1
-            state = step(*state, v2, src, wavelet[n], wavelet_tt[n], *args)
+        with _compile_scope(compile):
+            for n in range(start, stop):
+                if record[n] and grad:
+                    recs.append(state[0][sl])
+                elif record[n]:
+                    buf[j].copy_(state[0][sl])
+                    j += 1
+                state = step(*state, v2, src, wavelet[n], wavelet_tt[n], *args)
         if grad:  # a segment may record nothing (output samples sparser than the segments)
             buf = torch.stack(recs, 0) if recs else state[0][sl][None][:0]
         return (*state, buf)

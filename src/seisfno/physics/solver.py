@@ -102,17 +102,22 @@ def _propagate_checked(plan: Plan, v2, src, wav, wav_tt, steps, checkpoint, comp
     and shared torch's compile cache with runs that did not; the same mix later aborted with heap
     corruption, which :mod:`seisfno._isa` now prevents. A compiled result that is not finite is
     still recomputed eagerly, said once on stderr, and that shape runs eagerly from then on, as a
-    guard against any such compiler fault. Costs one ``isfinite`` pass over the output.
+    guard against any such compiler fault. Costs one ``isfinite`` pass over the output. A shape
+    past the step's limit of compiled variants (:data:`fd.RECOMPILE_LIMIT`) runs eagerly too.
     """
     key = (tuple(v2.shape), plan.n_steps, v2.dtype, v2.device.type)
     compile_ = compile_ and key not in _COMPILE_FAILED
-    rec = fd.propagate(plan, v2, src, wav, wav_tt, record_steps=steps, checkpoint=checkpoint,
-                       compile=compile_)
-    if compile_ and not bool(torch.isfinite(rec).all()):
+    try:
+        rec = fd.propagate(plan, v2, src, wav, wav_tt, record_steps=steps,
+                           checkpoint=checkpoint, compile=compile_)
+        why = None if not compile_ or bool(torch.isfinite(rec).all()) else "gave non-finite values"
+    except torch._dynamo.exc.FailOnRecompileLimitHit:
+        why = f"reached its limit of {fd.RECOMPILE_LIMIT} compiled variants"
+    if why is not None:
         _COMPILE_FAILED.add(key)
-        print(f"seisfno: the compiled solver step gave non-finite values for batch "
-              f"{v2.shape[0]} on a {v2.shape[-2]} x {v2.shape[-1]} grid; recomputed with the "
-              "eager step (used for this shape from now on)", file=sys.stderr)
+        print(f"seisfno: the compiled solver step {why} for batch {v2.shape[0]} on a "
+              f"{v2.shape[-2]} x {v2.shape[-1]} grid; recomputed with the eager step (used for "
+              "this shape from now on)", file=sys.stderr)
         rec = fd.propagate(plan, v2, src, wav, wav_tt, record_steps=steps,
                            checkpoint=checkpoint, compile=False)
     return rec
