@@ -401,11 +401,9 @@ def test_compile_caches_are_kept_apart_per_forced_isa(tmp_path):
     code = ("import torch; torch.set_num_threads(1)\n"
             "from seisfno.physics import AcousticSolver, TorchBackend, get_preset\n"
             "p = get_preset('quick', n=24, nt_out=4)\n"
-            "s = AcousticSolver.from_preset(p, backend=TorchBackend(compile=True,"
-            " checkpoint=True))\n"
-            "v = torch.full((24, 24), 3000.0, requires_grad=True)\n"
-            "(s(v, [[4000.0, 5000.0], [7000.0, 2000.0]]) ** 2).sum().backward()\n"
-            "assert bool(torch.isfinite(v.grad).all())\n")
+            "s = AcousticSolver.from_preset(p, backend=TorchBackend(compile=True))\n"
+            "u = s(torch.full((24, 24), 3000.0), [[4000.0, 5000.0], [7000.0, 2000.0]])\n"
+            "assert bool(torch.isfinite(u).all())\n")
     env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY",
                                                             "TORCH_COMPILE_CACHE_KEY_TAG")}
     env["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path / "cache")
