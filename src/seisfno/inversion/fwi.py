@@ -352,10 +352,8 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
               if smooth_grad_m else None)
     run = Run(problem, m, torch.optim.Adam([m], lr=lr), Ledger(v0, v_true, time_offset_s),
               iterations, (lo, hi), smooth=smooth, callback=callback, device=dev)
-    referee = (None if check is None
-               else Referee(check, check_every, check_patience, lowpass_hz, v0))
-    chosen = [NonFinite(), *([referee] if referee else []),
-              *([TimeLimit(time_limit_s)] if time_limit_s is not None else []), *rules]
+    referee, chosen = _stopping_rules(check, check_every, check_patience, lowpass_hz, v0,
+                                      time_limit_s, rules)
     reason, failed = run_loop(run, chosen)
     checked = referee is not None and bool(referee.checks)
     options = _options(locals(), lo, hi, len(src), referee.best[2] if checked else None)
@@ -363,6 +361,17 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
                    dict(observations=who, observation_s=obs_s, data_norm=problem.data_norm,
                         options=options,
                         checks=np.asarray(referee.checks, dtype=np.float64) if checked else None))
+
+
+def _stopping_rules(check, check_every: int, check_patience: int, lowpass_hz: float | None,
+                    v0: torch.Tensor, time_limit_s: float | None, rules: Sequence[Rule]
+                    ) -> tuple[Referee | None, list[Rule]]:
+    """The referee (if ``check``) and the rules the loop consults, built-in ones first."""
+    referee = (None if check is None
+               else Referee(check, check_every, check_patience, lowpass_hz, v0))
+    chosen = [NonFinite(), *([referee] if referee else []),
+              *([TimeLimit(time_limit_s)] if time_limit_s is not None else []), *rules]
+    return referee, chosen
 
 
 def _result(name: str, run: Run, rules: Sequence[Rule], reason: str, failed: bool,
