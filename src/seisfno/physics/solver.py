@@ -89,7 +89,7 @@ class TorchBackend:
         return out.transpose(0, 1).contiguous()
 
 
-#: (internal grid, steps, batch, dtype, device type) whose compiled step gave non-finite values.
+#: (batch, internal grid, steps, dtype, device type) whose compiled step failed (see below).
 _COMPILE_FAILED: set[tuple] = set()
 
 
@@ -105,7 +105,8 @@ def _propagate_checked(plan: Plan, v2, src, wav, wav_tt, steps, checkpoint, comp
     guard against any such compiler fault. Costs one ``isfinite`` pass over the output. A shape
     past the step's limit of compiled variants (:data:`fd.RECOMPILE_LIMIT`) runs eagerly too.
     """
-    key = (tuple(v2.shape), plan.n_steps, v2.dtype, v2.device.type)
+    batch = max(v2.shape[0], src.shape[0])  # one model may serve many sources
+    key = (batch, *v2.shape[-2:], plan.n_steps, v2.dtype, v2.device.type)
     compile_ = compile_ and key not in _COMPILE_FAILED
     try:
         rec = fd.propagate(plan, v2, src, wav, wav_tt, record_steps=steps,
@@ -115,7 +116,7 @@ def _propagate_checked(plan: Plan, v2, src, wav, wav_tt, steps, checkpoint, comp
         why = f"reached its limit of {fd.RECOMPILE_LIMIT} compiled variants"
     if why is not None:
         _COMPILE_FAILED.add(key)
-        print(f"seisfno: the compiled solver step {why} for batch {v2.shape[0]} on a "
+        print(f"seisfno: the compiled solver step {why} for batch {batch} on a "
               f"{v2.shape[-2]} x {v2.shape[-1]} grid; recomputed with the eager step (used for "
               "this shape from now on)", file=sys.stderr)
         rec = fd.propagate(plan, v2, src, wav, wav_tt, record_steps=steps,
