@@ -41,7 +41,8 @@ VARIANTS = {"matmul-cf": ("matmul", False), "fft-cf": ("fft", False),
 BASELINE = "legacy"
 
 
-def _legacy_forward(self, x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+def _legacy_forward(self, x: torch.Tensor, channels_last: bool = False,
+                    add: torch.Tensor | None = None) -> torch.Tensor:
     """``SpectralConv2d.forward`` before issue 12 (commit 858220f), for the baseline."""
     d1, d2 = (1, 2) if channels_last else (-2, -1)
     n1, n2 = x.shape[d1], x.shape[d2]
@@ -59,7 +60,8 @@ def _legacy_forward(self, x: torch.Tensor, channels_last: bool = False) -> torch
         out = xf.new_zeros(x.shape[0], self.out_channels, n1, n2 // 2 + 1)
     out[at(lo, slice(0, m2))] = y[at(slice(0, m1), slice(None))]
     out[at(hi, slice(0, m2))] = y[at(slice(m1, None), slice(None))]
-    return torch.fft.irfft2(out, s=(n1, n2), dim=(d1, d2))
+    y = torch.fft.irfft2(out, s=(n1, n2), dim=(d1, d2))
+    return y if add is None else y + add  # the caller's `sc(h) + pw(h)` before
 
 
 def machine() -> str:

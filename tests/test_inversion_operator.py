@@ -72,6 +72,28 @@ def test_hybrid_runs_both_phases():
     assert h.summary()["solver_iterations"] == 2
 
 
+def test_hybrid_continues_from_a_given_operator_run():
+    """Reusing the operator-only run as the first phase gives the hybrid that runs it again."""
+    op = OperatorForward(StandInOperator(), name="fno:standin")
+    fd = SolverForward(TINY, **CHEAP)
+    obs = tiny_observations()
+    ran = hybrid(op, fd, SRC, obs, TRUE, operator_iterations=3, solver_iterations=2, lr=0.03)
+    r_op = invert(op, SRC, obs, TRUE, iterations=3, lr=0.03)
+    reused = hybrid(op, fd, SRC, obs, TRUE, operator_iterations=3, solver_iterations=2,
+                    lr=0.03, operator_phase=r_op)
+    assert reused.operator_phase_reused and not ran.operator_phase_reused
+    assert reused.summary()["operator_phase_reused"]
+    np.testing.assert_allclose(reused.velocity, ran.velocity, rtol=1e-6)
+    np.testing.assert_allclose(reused.misfit, ran.misfit, rtol=1e-6)
+    np.testing.assert_array_equal(reused.time_s[:4], r_op.time_s)  # its own measured times
+    with pytest.raises(SeisfnoError, match="would run 5"):
+        hybrid(op, fd, SRC, obs, TRUE, operator_iterations=5, solver_iterations=1,
+               operator_phase=r_op)
+    with pytest.raises(SeisfnoError, match="made with 'fno:standin'"):
+        hybrid(OperatorForward(StandInOperator(), name="fno:other"), fd, SRC, obs, TRUE,
+               operator_iterations=3, solver_iterations=1, operator_phase=r_op)
+
+
 def _save_tiny_fno(path, preset):
     from seisfno.operator import Normalization, build_model, make_card, save_model
 

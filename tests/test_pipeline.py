@@ -74,6 +74,13 @@ def test_reproduce_tiny_writes_every_stage_and_resumes(tmp_path):
     after = _mtimes(tmp_path, STAGES)
     assert {s for s in STAGES if after[s] != before[s]} == {"fwi"}
     assert set(m["stages"]) == set(STAGES)  # the other stages still match: still reported
+    assert not fw["results"]["hybrid"]["operator_phase_reused"]  # its stages differ
+    # The hybrid's operator phase the same as the operator run: that run is its first phase.
+    same = dataclasses.replace(TINY, hybrid_operator_iterations=TINY.operator_iterations)
+    fw = _run(tmp_path, same, stages=("fwi",))["stages"]["fwi"]["results"]
+    assert fw["hybrid"]["operator_phase_reused"]
+    assert fw["hybrid"]["switch_misfit"] == fw["operator"]["model_misfit"]
+    assert "not computed twice" in (tmp_path / "report.md").read_text()
 
 
 def test_changed_setting_redoes_its_stage_and_those_built_on_it(tmp_path, capsys):

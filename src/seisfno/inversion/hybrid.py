@@ -9,6 +9,7 @@ solver). Its result holds model misfit against cumulative wall time across both 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,6 +50,8 @@ class HybridResult:
     misfit: np.ndarray | None
     time_s: np.ndarray
     phase: np.ndarray
+    #: The operator phase is a run made before (``hybrid(operator_phase=...)``), not run again.
+    operator_phase_reused: bool = False
 
     @property
     def velocity(self) -> np.ndarray:
@@ -101,6 +104,7 @@ class HybridResult:
             "stopped_reason": (fd.stopped_reason if _ended_normally(op.stopped_reason)
                                else op.stopped_reason),
             "observations": op.observations, "observation_s": op.observation_s,
+            "operator_phase_reused": self.operator_phase_reused,
         }
 
 
@@ -158,7 +162,7 @@ def hybrid(operator: ForwardModel, solver: ForwardModel, sources: np.ndarray | N
            obs_solver=None, operator_stages: Sequence[tuple[float | None, int]] | None = None,
            solver_stages: Sequence[tuple[float | None, int]] | None = None,
            solver_check_sources: int | None = None, check_every: int = 10,
-           check_patience: int = 3,
+           check_patience: int = 3, operator_phase: InversionResult | None = None,
            **options) -> HybridResult:
     """Operator FWI for ``operator_iterations`` steps, then solver FWI for ``solver_iterations``.
 
@@ -176,6 +180,12 @@ def hybrid(operator: ForwardModel, solver: ForwardModel, sources: np.ndarray | N
     by the solver on that many sources every ``check_every`` steps (:class:`SolverCheck`), stops
     after ``check_patience`` checks without improvement, and hands its best-checked model to the
     solver. ``operator_iterations`` (or the stages) are then the most it may take.
+
+    ``operator_phase``: an operator inversion already made with exactly these settings (the same
+    forward model, observations, start, iterations or stages, check and options), e.g. the
+    operator-only run of a side-by-side comparison. It becomes the first phase, with its own
+    measured times, instead of being computed a second time; the caller vouches for the
+    settings (checked: its forward model, iteration count and a normal end).
     """
     check_same_setup(operator.preset, solver.preset)
     if operator_iterations < 0 or solver_iterations < 0:
@@ -199,8 +209,11 @@ def hybrid(operator: ForwardModel, solver: ForwardModel, sources: np.ndarray | N
                       batch_sources=batch_sources, **kw, **options)
 
     limit = options.pop("time_limit_s", None)  # for both phases together
-    r1 = phase(operator, operator_stages, operator_iterations, start=start, lr=lr,
-               time_limit_s=limit, **op_check)
+    if operator_phase is not None:
+        r1 = _reusable(operator_phase, operator, operator_stages, operator_iterations)
+    else:
+        r1 = phase(operator, operator_stages, operator_iterations, start=start, lr=lr,
+                   time_limit_s=limit, **op_check)
     t1 = float(r1.time_s[-1] - r1.time_s[0])
     r2 = phase(solver, solver_stages,
                0 if limit is not None and t1 >= limit else solver_iterations,
@@ -213,4 +226,21 @@ def hybrid(operator: ForwardModel, solver: ForwardModel, sources: np.ndarray | N
         misfit = np.concatenate([r1.misfit[: r1.iterations + 1], r2.misfit[1:]])
     times = np.concatenate([r1.time_s[: r1.iterations + 1], r2.time_s[1:]])
     phase = np.array(["start"] + ["operator"] * r1.iterations + ["solver"] * r2.iterations)
-    return HybridResult(r1, r2, misfit, times, phase)
+    return HybridResult(r1, r2, misfit, times, phase,
+                        operator_phase_reused=operator_phase is not None)
+
+
+def _reusable(r: InversionResult, operator: ForwardModel,
+              stages: Sequence[tuple[float | None, int]] | None, iterations: int
+              ) -> InversionResult:
+    """A copy of the earlier operator run ``r``, after checking what can be checked."""
+    most = sum(n for _, n in stages) if stages is not None else iterations
+    if r.forward != operator.name:
+        raise SeisfnoError(f"the operator phase given was made with {r.forward!r}, "
+                           f"not with {operator.name!r}")
+    if not _ended_normally(r.stopped_reason) or r.iterations > most or (
+            stages is None and r.stopped_reason == "completed" and r.iterations != most):
+        raise SeisfnoError(
+            f"the operator phase given ran {r.iterations} iterations and ended with "
+            f"{r.stopped_reason!r}; this hybrid's operator phase would run {most}: run it instead")
+    return copy.copy(r)

@@ -93,7 +93,7 @@ class FNO2d(nn.Module):
         last = len(self.spectral) - 1
         for i, (sc, pw, nm) in enumerate(zip(self.spectral, self.pointwise, self.norms,
                                              strict=True)):
-            h = sc(h, channels_last=cl) + pw(h, channels_last=cl)
+            h = sc(h, channels_last=cl, add=pw(h, channels_last=cl))
             if not isinstance(nm, nn.Identity):
                 h = nm(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1) if cl else nm(h)
             if i < last:

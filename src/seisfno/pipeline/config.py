@@ -207,6 +207,8 @@ def _fwi_seconds(cfg: ReproduceConfig, r: dict[str, float]) -> dict[str, float]:
         checks = k / cfg.check_every if cfg.check_sources else 0
         return k * r["operator_it_s"] + checks * r["check_s"]
 
+    # The hybrid's operator phase is counted even where it will be the operator run, reused
+    # (reproduce._same_operator_phase): an upper bound.
     runs = {"operator": operator(cfg.operator_stages, cfg.operator_iterations),
             "solver": iters(cfg.solver_stages, cfg.solver_iterations) * r["solver_it_s"],
             "hybrid": operator(cfg.hybrid_operator_stages, cfg.hybrid_operator_iterations)

@@ -181,6 +181,10 @@ def _fwi_section(st: dict) -> list[str]:
         lines += [f"The operator's stages were refereed by the solver on {fw['check_sources']} "
                   "sources (stopped when its data misfit stopped improving; the best-checked "
                   "model kept).", ""]
+    if fw["results"]["hybrid"].get("operator_phase_reused"):
+        lines += ["The hybrid's operator phase is the operator run above (the same iterations "
+                  "from the same start), with its measured times: it was not computed twice.",
+                  ""]
     if fw.get("hybrid_reaches_solver_misfit"):
         lines.append(f"The hybrid reached the solver's final misfit after "
                      f"{fw['hybrid_time_to_solver_misfit_s']:.1f} s, "

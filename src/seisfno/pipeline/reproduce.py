@@ -232,17 +232,35 @@ def _fwi_runs(cfg: ReproduceConfig, op, fd, src, obs, true) -> dict:
             return multiscale(fwd, src, obs, true, stages=stages, **kw)
         return invert(fwd, src, obs, true, iterations=iterations, **kw)
 
+    r_op = run(op, cfg.operator_stages, cfg.operator_iterations, **checked, **limit("operator"))
     return {
-        "operator": run(op, cfg.operator_stages, cfg.operator_iterations, **checked,
-                        **limit("operator")),
+        "operator": r_op,
         "solver": run(fd, cfg.solver_stages, cfg.solver_iterations, **limit("solver")),
         "hybrid": hybrid(op, fd, src, obs, true,
                          operator_iterations=cfg.hybrid_operator_iterations,
                          solver_iterations=cfg.hybrid_solver_iterations,
                          operator_stages=cfg.hybrid_operator_stages,
                          solver_check_sources=cfg.check_sources, check_every=cfg.check_every,
-                         check_patience=cfg.check_patience, **limit("hybrid")),
+                         check_patience=cfg.check_patience, **limit("hybrid"),
+                         operator_phase=r_op if _same_operator_phase(cfg, r_op) else None),
     }
+
+
+def _same_operator_phase(cfg: ReproduceConfig, r_op) -> bool:
+    """Whether the hybrid's operator phase would repeat the operator run step for step.
+
+    It does when both have the same iterations or stages (the checks and the start are shared)
+    and the operator run ended by itself, not by its time limit, within the hybrid's limit.
+    Then the hybrid continues from that run, with its measured times, instead of computing
+    the same iterations a second time.
+    """
+    from ..inversion.fwi import _ended_normally
+
+    limit = cfg.fwi_time_limit("hybrid")
+    return (cfg.hybrid_operator_iterations == cfg.operator_iterations
+            and cfg.hybrid_operator_stages == cfg.operator_stages
+            and _ended_normally(r_op.stopped_reason)
+            and (limit is None or float(r_op.time_s[-1] - r_op.time_s[0]) < limit))
 
 
 def _fwi_outputs(ctx: _Context, runs: dict, true: np.ndarray) -> dict:
