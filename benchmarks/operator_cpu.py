@@ -12,14 +12,18 @@ table per thread count:
   backward to the velocity (what ``seisfno invert --forward fno:quick`` runs each iteration);
 - ``train quick bN`` / ``train paper bN``: one training step (forward, backward, AdamW) of the
   ``quick`` (width 32, 16 modes, 50 outputs) and the shipped ``paper`` (width 32, 24 modes,
-  100 outputs) architectures at batch N, reported as samples/s.
+  100 outputs) architectures at batch N, reported as samples/s. ``legacy`` steps PyTorch's
+  default AdamW (single-tensor on CPU), as training did before; the others training's own
+  (``make_optimizer``: multi-tensor, the same arithmetic).
 
 Variants: ``matmul-cf`` (the default since issue 12: channels-first, the kept Fourier modes by
-truncated DFT matrices, every step a real matmul), ``fft-cf`` and ``fft-cl`` (FFTs with a real
-batched matmul for the channel mix, channels-first or channels-last), and ``legacy`` (the code
-before issue 12, kept in this file: FFTs, a complex einsum, channels-last). Each case runs every
-variant in turn, ``--repeat`` times, and keeps each one's fastest: compare the ratio column,
-which is robust to the load of a shared machine.
+truncated DFT matrices, every step a real matmul, the batch in chunks of at most 8 MiB of
+activations: ``FNO2d.cpu_chunk_bytes``), ``matmul-cf-whole`` (the same, the batch at once),
+``fft-cf`` and ``fft-cl`` (FFTs with a real batched matmul for the channel mix, channels-first
+or channels-last), and ``legacy`` (the code before issue 12, kept in this file: FFTs, a complex
+einsum, channels-last, the batch at once). Each case runs every variant in turn, ``--repeat``
+times, and keeps each one's fastest: compare the ratio column, which is robust to the load of
+a shared machine.
 """
 
 from __future__ import annotations
@@ -33,11 +37,14 @@ import types
 import torch
 
 from seisfno.inversion import OperatorForward, default_sources
-from seisfno.operator import build_model, load_model
+from seisfno.operator import FNO2d, build_model, load_model
 from seisfno.operator.spectral import SpectralConv2d
+from seisfno.operator.train import make_optimizer
 
-VARIANTS = {"matmul-cf": ("matmul", False), "fft-cf": ("fft", False),
-            "fft-cl": ("fft", True), "legacy": ("legacy", True)}
+#: name: (spectral layer impl, channels-last hidden state, batch chunked on CPU)
+VARIANTS = {"matmul-cf": ("matmul", False, True), "matmul-cf-whole": ("matmul", False, False),
+            "fft-cf": ("fft", False, True), "fft-cl": ("fft", True, True),
+            "legacy": ("legacy", True, False)}
 BASELINE = "legacy"
 
 
@@ -85,8 +92,9 @@ def machine() -> str:
 
 
 def set_variant(net: torch.nn.Module, name: str) -> None:
-    impl, cl = VARIANTS[name]
+    impl, cl, chunked = VARIANTS[name]
     net.channels_last = cl
+    net.cpu_chunk_bytes = (8 << 20) if chunked else None
     for m in net.modules():
         if isinstance(m, SpectralConv2d):
             if impl == "legacy":
@@ -112,7 +120,7 @@ def fwi_case():
     src = default_sources(model.preset.grid)
     v = torch.full(model.preset.grid.shape, 3000.0, requires_grad=True)
 
-    def step():
+    def step(variant: str):
         u = fwd(v, src)
         torch.autograd.grad(u.square().sum(), v)
     return model.net, step, 1
@@ -122,10 +130,14 @@ def train_case(preset: str, batch: int):
     nt, modes = (50, 16) if preset == "quick" else (100, 24)
     torch.manual_seed(0)
     net = build_model("fno2d", nt_out=nt, width=32, modes=modes)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    # legacy: PyTorch's default AdamW (on CPU its single-tensor loop), as training ran before;
+    # the others: training's own optimizer (seisfno.operator.train.make_optimizer, foreach)
+    opts = {"legacy": torch.optim.AdamW(net.parameters(), lr=1e-4, weight_decay=0.01),
+            "new": make_optimizer(net, 1e-4, 0.01)}
     x, y = torch.randn(batch, 4, 64, 64), torch.randn(batch, nt, 64, 64)
 
-    def step():
+    def step(variant: str):
+        opt = opts["legacy" if variant == BASELINE else "new"]
         opt.zero_grad(set_to_none=True)
         p = net(x)
         ((p - y).square().sum() / y.square().sum()).backward()
@@ -158,7 +170,8 @@ def main() -> None:
             for _ in range(args.repeat):  # variants interleaved: the same load for each
                 for name in variants:
                     set_variant(net, name)
-                    times[name] = min(times.get(name, float("inf")), best_time(step, 1))
+                    times[name] = min(times.get(name, float("inf")),
+                                  best_time(lambda name=name, step=step: step(name), 1))
             for name in variants:
                 print(f"| {case} | {name} | {times[name]:.4f} | {n / times[name]:.1f} | "
                       f"{times[BASELINE] / times[name]:.2f}x |")

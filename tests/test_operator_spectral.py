@@ -144,3 +144,29 @@ def test_backward_works_after_inference_mode():
         net(x)
     net(x.requires_grad_()).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_frozen_weight_blocks_are_kept_until_the_weight_changes():
+    """Without a gradient to the weights (prediction, FWI) their real blocks are built once
+    and reused; an in-place change of the weights (an optimizer step, a loaded state) rebuilds
+    them, and a cache made under inference mode still serves a later gradient in the input."""
+    torch.manual_seed(0)
+    layer = SpectralConv2d(3, 2, 3, 3)
+    x = torch.randn(2, 3, 9, 9)
+    ref = SpectralConv2d(3, 2, 3, 3)
+    ref.impl = "einsum"
+    with torch.inference_mode():
+        layer(x)
+    cached = layer._cache[1]
+    layer.weight.requires_grad_(False)
+    xg = x.clone().requires_grad_()
+    layer(xg).square().sum().backward()  # FWI-like: the gradient flows to the input only
+    assert layer._cache[1] is cached and torch.isfinite(xg.grad).all()
+    with torch.no_grad():
+        layer.weight.mul_(2.0)  # in place, as an optimizer or load_state_dict changes it
+        ref.weight.copy_(layer.weight)
+        torch.testing.assert_close(layer(x), ref(x), rtol=1e-5, atol=1e-6)
+    assert layer._cache[1] is not cached
+    layer.weight.requires_grad_(True)
+    layer(x).sum().backward()  # training: built differentiably, the weight gets its gradient
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0

@@ -97,3 +97,27 @@ def test_ddp_two_cpu_processes(tmp_path):
     m = load_model(tmp_path)
     assert m.card["training"]["world_size"] == 2
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_training_optimizer_is_adamw_multi_tensor_bit_for_bit():
+    """make_optimizer's foreach AdamW takes the very steps of the default single-tensor one
+    (complex spectral weights included), so switching kept every run and checkpoint as it was."""
+    import copy
+
+    from seisfno.operator import build_model
+    from seisfno.operator.train import make_optimizer
+
+    torch.manual_seed(0)
+    a = build_model("fno2d", nt_out=3, width=4, modes=3, n_layers=2)
+    b = copy.deepcopy(a)
+    opt_a = torch.optim.AdamW(a.parameters(), lr=1e-2, weight_decay=1e-3, foreach=False)
+    opt_b = make_optimizer(b, 1e-2, 1e-3)
+    assert opt_b.defaults["foreach"] is True
+    x = torch.randn(2, 4, 9, 9)
+    for _ in range(3):
+        for net, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            net(x).square().mean().backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)

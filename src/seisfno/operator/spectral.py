@@ -74,6 +74,20 @@ class SpectralConv2d(nn.Module):
     #: - ``"einsum"``: FFTs and a complex ``einsum`` (earlier releases; the tests' reference).
     impl: str = "matmul"
 
+    def _blocks(self, dtype: torch.dtype) -> torch.Tensor:
+        """:func:`_real_weight` of the weight; kept while the weight does not change and no
+        gradient flows to it (FWI, prediction), rebuilt (differentiably) in training."""
+        w = self.weight
+        if (torch.is_grad_enabled() and w.requires_grad) or torch.compiler.is_compiling():
+            return _real_weight(w, dtype)
+        key = (w.data_ptr(), w._version, dtype, w.device)
+        cache = getattr(self, "_cache", None)
+        if cache is None or cache[0] != key:
+            # an ordinary tensor even under inference mode: a later FWI saves it for backward
+            with torch.inference_mode(False), torch.no_grad():
+                cache = self._cache = (key, _real_weight(w, dtype))
+        return cache[1]
+
     def forward(self, x: torch.Tensor, channels_last: bool = False,
                 add: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, cin, n1, n2) -> (B, cout, n1, n2)``; with ``channels_last``, ``(B, n1, n2, c)``.
@@ -90,7 +104,7 @@ class SpectralConv2d(nn.Module):
         if self.impl == "matmul" and not channels_last:
             with torch.autocast(x.device.type, enabled=False):
                 x = _fft_dtype(x)
-                return _spectral_matmul(x, self.weight, m1, m2, None if add is None
+                return _spectral_matmul(x, self._blocks(x.dtype), m1, m2, None if add is None
                                         else add.to(x.dtype).contiguous())
         # Index the two frequency axes the same way in both layouts.
         at = (lambda i, j: (slice(None), i, j)) if channels_last else (lambda i, j: (..., i, j))
@@ -163,7 +177,7 @@ def _bmm_left(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.bmm(a.expand(x.shape[0], *a.shape), x)
 
 
-def _spectral_matmul(x: torch.Tensor, weight: torch.Tensor, m1: int, m2: int,
+def _spectral_matmul(x: torch.Tensor, blocks: torch.Tensor, m1: int, m2: int,
                      add: torch.Tensor | None = None) -> torch.Tensor:
     """The spectral convolution of channels-first ``x (B, cin, n1, n2)`` by real matmuls only.
 
@@ -172,15 +186,16 @@ def _spectral_matmul(x: torch.Tensor, weight: torch.Tensor, m1: int, m2: int,
     MKL GEMMs, with none of the FFT's layout copies, zero-filled spectra or scatter; complex
     numbers are interleaved real pairs, so every step is one matmul on a view of the last
     (measured in ``benchmarks/operator_cpu.py``). Equal to the FFT path to round-off (tested).
-    ``add`` (``(B, cout, n1, n2)``, contiguous) is added by the last GEMM (no extra pass).
+    ``blocks`` is the weight as :func:`_real_weight` lays it out; ``add`` (``(B, cout, n1,
+    n2)``, contiguous) is added by the last GEMM (no extra pass).
     """
     b, cin, n1, n2 = x.shape
-    cout, k1 = weight.shape[1], 2 * m1 - 1
+    cout, k1 = blocks.shape[2] // 2, 2 * m1 - 1
     ax, fz, gz, hx = _dft_constants(n1, n2, m1, m2, x.dtype, str(x.device))
     q = (x.reshape(-1, n2) @ ax).view(b * cin, 2 * n1, m2)  # rows (node, re/im)
     p = _bmm_left(fz, q)  # (B*cin, 2*k1, m2): rows (z-mode, re/im), columns x-modes
     low = p.view(b, cin, k1, 2, m2).permute(2, 4, 0, 1, 3).reshape(k1 * m2, b, 2 * cin)
-    y = torch.bmm(low, _real_weight(weight, x.dtype)).view(k1, m2, b, cout, 2)
+    y = torch.bmm(low, blocks).view(k1, m2, b, cout, 2)
     y = y.permute(2, 3, 0, 4, 1).reshape(b * cout, 2 * k1, m2)  # rows (z-mode, re/im)
     z = _bmm_left(gz, y).view(-1, 2 * m2)  # (B*cout*n1, 2*m2): per node [re | im]
     out = z @ hx if add is None else torch.addmm(add.reshape(-1, n2), z, hx)

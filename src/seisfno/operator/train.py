@@ -150,6 +150,20 @@ def _all_sum(x: torch.Tensor, world: int) -> torch.Tensor:
     return x
 
 
+def make_optimizer(net: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW over ``net``'s parameters, with the multi-tensor (``foreach``) implementation.
+
+    Why not the default (on CPU, PyTorch's single-tensor loop): it runs ~10 small parallel
+    kernels per parameter, and with the cores shared (a streaming run's reader thread, another
+    job) each of them waits. For the ``quick`` FNO (2.1 M complex spectral weights, 2 threads,
+    2026-12-02) a step took 10.6 ms single-tensor and 12.5 ms ``foreach`` on a quiet machine,
+    but 328 ms against 25 ms while another training run shared the two cores. Same arithmetic,
+    bit for bit (tested). On CUDA ``foreach`` is the default anyway; ``fused`` rejects complex
+    parameters.
+    """
+    return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
+
+
 # --------------------------------------------------------------------------- checkpoints
 def _save_state(ckpt: Path, net: nn.Module, opt: torch.optim.Optimizer, counters: dict) -> None:
     ckpt.mkdir(parents=True, exist_ok=True)
@@ -217,7 +231,7 @@ def _start(source, preset: Preset, out: Path, cfg: TrainConfig, device: str | No
     data = source.fingerprint()
     torch.manual_seed(cfg.seed)
     net = build_model(cfg.arch, **cfg.arch_args).to(dev)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(net, cfg.lr, cfg.weight_decay)
     counters = {"epoch": 0, "step": 0, "epochs_total": cfg.epochs, "seconds": 0.0,
                 "config": asdict(cfg), "best_val_rel_l2": None, "data": data}
     run = _Run(cfg, source, preset, out, rank, world, dev, net, opt, counters)
