@@ -37,7 +37,7 @@ import types
 import torch
 
 from seisfno.inversion import OperatorForward, default_sources
-from seisfno.operator import FNO2d, build_model, load_model
+from seisfno.operator import build_model, load_model
 from seisfno.operator.spectral import SpectralConv2d
 from seisfno.operator.train import make_optimizer
 
