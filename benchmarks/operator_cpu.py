@@ -17,13 +17,11 @@ table per thread count:
   (``make_optimizer``: multi-tensor, the same arithmetic).
 
 Variants: ``matmul-cf`` (the default since issue 12: channels-first, the kept Fourier modes by
-truncated DFT matrices, every step a real matmul, the batch in chunks of at most 8 MiB of
-activations: ``FNO2d.cpu_chunk_bytes``), ``matmul-cf-whole`` (the same, the batch at once),
-``fft-cf`` and ``fft-cl`` (FFTs with a real batched matmul for the channel mix, channels-first
-or channels-last), and ``legacy`` (the code before issue 12, kept in this file: FFTs, a complex
-einsum, channels-last, the batch at once). Each case runs every variant in turn, ``--repeat``
-times, and keeps each one's fastest: compare the ratio column, which is robust to the load of
-a shared machine.
+truncated DFT matrices, every step a real matmul), ``fft-cf`` and ``fft-cl`` (FFTs with a real
+batched matmul for the channel mix, channels-first or channels-last), and ``legacy`` (the code
+before issue 12, kept in this file: FFTs, a complex einsum, channels-last). Each case runs every
+variant in turn, ``--repeat`` times, and keeps each one's fastest: compare the ratio column,
+which is robust to the load of a shared machine.
 """
 
 from __future__ import annotations
@@ -41,10 +39,8 @@ from seisfno.operator import build_model, load_model
 from seisfno.operator.spectral import SpectralConv2d
 from seisfno.operator.train import make_optimizer
 
-#: name: (spectral layer impl, channels-last hidden state, batch chunked on CPU)
-VARIANTS = {"matmul-cf": ("matmul", False, True), "matmul-cf-whole": ("matmul", False, False),
-            "fft-cf": ("fft", False, True), "fft-cl": ("fft", True, True),
-            "legacy": ("legacy", True, False)}
+VARIANTS = {"matmul-cf": ("matmul", False), "fft-cf": ("fft", False),
+            "fft-cl": ("fft", True), "legacy": ("legacy", True)}
 BASELINE = "legacy"
 
 
@@ -92,9 +88,8 @@ def machine() -> str:
 
 
 def set_variant(net: torch.nn.Module, name: str) -> None:
-    impl, cl, chunked = VARIANTS[name]
+    impl, cl = VARIANTS[name]
     net.channels_last = cl
-    net.cpu_chunk_bytes = (8 << 20) if chunked else None
     for m in net.modules():
         if isinstance(m, SpectralConv2d):
             if impl == "legacy":

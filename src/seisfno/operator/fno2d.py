@@ -61,7 +61,7 @@ class FNO2d(nn.Module):
                  in_channels: int = N_INPUT_CHANNELS, projection: int = 128,
                  norm: str = "none", padding: float = 0.125) -> None:
         super().__init__()
-        self.padding, self.width = padding, width
+        self.padding = padding
         #: Layout of the hidden state: (B, C, z, x) by default, where the spectral layers run
         #: as truncated-DFT matmuls (``SpectralConv2d.impl``), 1.3-2x faster on CPU than the
         #: channels-last FFT layout that was the CPU default before (issue 12,
@@ -84,28 +84,7 @@ class FNO2d(nn.Module):
         self.project = nn.Sequential(Pointwise(width, projection), nn.GELU(),
                                      Pointwise(projection, nt_out))
 
-    #: On CPU, the batch runs in chunks whose largest activation (the projection's hidden
-    #: layer) holds at most this many bytes (``None``: the whole batch at once). Every sample is
-    #: independent, so the result is the same; why: see :meth:`forward`.
-    cpu_chunk_bytes: int | None = None  # 8 << 20 was tried; not yet measured on a quiet machine
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 4, nz, nx) -> (B, nt_out, nz, nx)``.
-
-        On CPU a large batch runs in chunks (:attr:`cpu_chunk_bytes`): an operator FWI
-        iteration's 20 sources otherwise make 42 MB activations (``quick``), which glibc maps
-        afresh for each (page by page) and which no cache holds, so the passes over them (bias,
-        GELU and its backward) ran several times slower than their arithmetic.
-        """
-        per = (max(self.project[0].out_features, self.width) * x.shape[-2] * x.shape[-1]
-               * (1 + self.padding) ** 2 * 4)
-        if self.cpu_chunk_bytes and x.device.type == "cpu" and x.shape[0] * per > \
-                self.cpu_chunk_bytes:
-            n = max(1, int(self.cpu_chunk_bytes // per))
-            return torch.cat([self._forward(part) for part in x.split(n)])
-        return self._forward(x)
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         cl = self.channels_last
         nz, nx = x.shape[-2:]
         pz, px = _pad_cells(nz, self.padding), _pad_cells(nx, self.padding)

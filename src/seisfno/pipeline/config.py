@@ -139,7 +139,8 @@ PROFILES: dict[str, ReproduceConfig] = {
     # Laptop CPU (2 cores), <= 15 minutes in all on a slow 2-core AVX2 machine (issue 12: the
     # sizes before, 1400 samples, 4 minutes of training, 8 solver iterations, took 21 min there
     # and 12.0 here with AVX2 kernels). Resized on 2026-12-02 by the stage-by-stage factors of
-    # that machine over this one (BENCHMARKS.md, "reproduce --preset quick in 15 minutes"):
+    # that machine over this one (data 1.5x, training 1.2x, studies 1.45x, FWI 2.5x; an
+    # estimate of ~14.5 min there, not yet measured after the resize):
     # 1200 samples, 3.5 minutes of training, 0.4 per data-size model, 5 solver iterations and 2
     # in the hybrid, whose operator phase is the operator run (not computed twice). Batch 8: on
     # CPU a step costs the same per sample at 8 as at 16, and twice the steps won at equal time
