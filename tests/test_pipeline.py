@@ -426,3 +426,19 @@ def test_paper_smoke_streams_data_and_datasize_from_shards(tmp_path):
     assert (tmp_path / "datasize" / "datasize.png").exists()
     assert m["stages"]["train"]["config"]["in_memory"] is False
     assert m["stages"]["data"]["config"]["shard_size"] == smoke.shard_size
+
+
+def test_report_says_when_a_budgeted_datasize_study_measures_training_time():
+    """A time-budgeted study whose larger sets ran a few epochs must not read as Fig. 3."""
+    from seisfno.pipeline.report import _datasize_caveat
+
+    def study(vals, epochs, minutes=0.4):
+        rows = [{"n_train": n, "train_rel_l2": v, "val_rel_l2": v, "epochs": e}
+                for n, v, e in zip((250, 500, 1000), vals, epochs, strict=True)]
+        return {"rows": rows, "config": {"minutes": minutes}}
+
+    few = _datasize_caveat(study((0.63, 0.64, 0.63), (4, 2, 1)))
+    assert few and "does not resolve" in few[0] and "(4, 2, 1)" in few[0]
+    assert _datasize_caveat(study((0.30, 0.31, 0.20), (40, 20, 10)))  # not falling with size
+    assert _datasize_caveat(study((0.30, 0.20, 0.12), (40, 20, 10))) == []
+    assert _datasize_caveat(study((0.63, 0.64, 0.63), (4, 2, 1), minutes=None)) == []

@@ -7,6 +7,7 @@ cited with its command and date in ``BENCHMARKS.md`` (:data:`SOLVER_AGREEMENT`).
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -147,10 +148,43 @@ def _datasize_section(st: dict) -> list[str]:
         return []
     lines = ["## Training-set size (Fig. 3)", "", "| training samples | training error | "
              "validation error | epochs |", "| --- | --- | --- | --- |"]
-    for r in st["datasize"]["rows"]:
+    rows = st["datasize"]["rows"]
+    for r in rows:
         lines.append(f"| {r['n_train']} | {r['train_rel_l2']:.3f} | {r['val_rel_l2']:.3f} | "
                      f"{r['epochs']} |")
-    return [*lines, "", "![data size](datasize/datasize.png)", ""]
+    return [*lines, "", *_datasize_caveat(st["datasize"]), "![data size](datasize/datasize.png)",
+            ""]
+
+
+#: Fewer epochs than this per model and a wall-clock budget: the study measures training time.
+MIN_STUDY_EPOCHS = 5
+
+
+def _datasize_caveat(ds: dict) -> list[str]:
+    """Say so when a time-budgeted study cannot show the effect of data size.
+
+    Under one wall-clock budget per model the larger sets run fewer epochs; when they run only a
+    few, or the validation error does not fall with size, the table measures training time, and a
+    reader of Fig. 3 would take it for a data effect.
+    """
+    rows = ds.get("rows") or []
+    minutes = (ds.get("config") or {}).get("minutes")
+    if not rows or minutes is None:
+        return []
+    by_size = sorted(rows, key=lambda r: r["n_train"])
+    val = [r["val_rel_l2"] for r in by_size]
+    few = min(r["epochs"] for r in rows) < MIN_STUDY_EPOCHS
+    flat = any(b >= a for a, b in itertools.pairwise(val))
+    if not (few or flat):
+        return []
+    epochs = ", ".join(f"{r['epochs']}" for r in by_size)
+    return [f"**This run does not resolve the effect of data size.** Each model had the same "
+            f"budget of {minutes:g} min, so the larger sets ran fewer epochs ({epochs}); at "
+            "this budget the errors measure training time, not data. The trend of the paper's "
+            "Fig. 3 needs each model trained for equal epochs: `seisfno study datasize --epochs "
+            "20` (BENCHMARKS.md, 'Data-size study, with and without augmentation': `quick`, "
+            "0.284 / 0.196 / 0.144 at 300 / 600 / 1200 samples without augmentation, "
+            "0.238 / 0.162 / 0.124 with).", ""]
 
 
 def _continuation(fw: dict) -> list[str]:
