@@ -9,6 +9,10 @@ Cases (issue 11), each at every ``--threads`` count, both backends in the same p
 
 * ``forward quick b8``: 8 ``quick`` simulations in one call (a ``generate`` shard);
 * ``forward paper b1``: one ``paper`` simulation;
+* ``forward paper b16``: 16 ``paper`` simulations in one call (a ``generate --preset paper``
+  shard); with the CPU chunking of :class:`~seisfno.physics.TorchBackend` on
+  (``cpu_batch_cells``; ``--cpu-batch-cells`` sets it), ours is also timed with the whole batch
+  in one call (last column);
 * ``gradient quick/paper``: one solver-FWI iteration with 20 sources
   (:func:`seisfno.inversion.invert` with :class:`~seisfno.inversion.SolverForward`: forward,
   adjoint and Adam step; ours checkpointed, deepwave's its own adjoint).
@@ -58,8 +62,8 @@ def _best(fns: dict, repeat: int) -> dict[str, float]:
     return best
 
 
-def forward_case(preset_name: str, batch: int, nt_out: int | None, repeat: int
-                 ) -> dict[str, float]:
+def forward_case(preset_name: str, batch: int, nt_out: int | None, repeat: int,
+                 cells: int | None) -> dict[str, float]:
     from seisfno.physics.deepwave_backend import DeepwaveBackend
 
     p = get_preset(preset_name, nt_out=nt_out)
@@ -67,7 +71,10 @@ def forward_case(preset_name: str, batch: int, nt_out: int | None, repeat: int
                   for i in range(batch)])
     src = np.random.default_rng(0).uniform(500, 9500, size=(batch, 2))
     fns = {}
-    for name, be in (("torch", TorchBackend()), ("deepwave", DeepwaveBackend())):
+    backends = [("torch", TorchBackend(cpu_batch_cells=cells)), ("deepwave", DeepwaveBackend())]
+    if cells is not None and batch > 1:  # chunking against none
+        backends.append(("torch whole batch", TorchBackend(cpu_batch_cells=None)))
+    for name, be in backends:
         solver = AcousticSolver.from_preset(p, backend=be)
 
         def call(solver=solver):
@@ -107,12 +114,18 @@ def main() -> None:
     ap.add_argument("--cases", nargs="+", default=None,
                     help="only the cases whose label contains one of these words "
                          "(e.g. 'forward', 'quick'; the paper gradient takes over 10 minutes)")
+    ap.add_argument("--cpu-batch-cells", type=int, default=None,
+                    help="TorchBackend.cpu_batch_cells for the forward cases (0: whole batches; "
+                         "default: the package's default)")
     args = ap.parse_args()
+    cells = TorchBackend().cpu_batch_cells if args.cpu_batch_cells is None else \
+        (args.cpu_batch_cells or None)
     warnings.filterwarnings("ignore", message=".*illuminates.*")
     threads = args.threads or ([1] if args.quick else [1, 2])
     repeat = args.repeat or (2 if args.quick else 3)
-    cases = [("forward quick b8", lambda: forward_case("quick", 8, None, repeat)),
-             ("forward paper b1", lambda: forward_case("paper", 1, None, repeat)),
+    cases = [("forward quick b8", lambda: forward_case("quick", 8, None, repeat, cells)),
+             ("forward paper b1", lambda: forward_case("paper", 1, None, repeat, cells)),
+             ("forward paper b16", lambda: forward_case("paper", 16, None, repeat, cells)),
              (f"gradient quick {args.sources} src",
               lambda: gradient_case("quick", args.sources, repeat))]
     if not args.quick:
@@ -125,14 +138,16 @@ def main() -> None:
     print(f"CPU: {cpu_model()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           f"torch {torch.__version__}, deepwave {getattr(deepwave, '__version__', '?')}; "
           f"best of {repeat} after a warm-up call\n")
-    print("| case | threads | torch s | deepwave s | ratio torch/deepwave |")
-    print("|---|---|---|---|---|")
+    print("| case | threads | torch s | deepwave s | ratio torch/deepwave "
+          "| torch, whole batch in one call s |")
+    print("|---|---|---|---|---|---|")
     for label, fn in cases:
         for th in threads:
             torch.set_num_threads(th)
             t = fn()
+            whole = f"{t['torch whole batch']:.2f}" if "torch whole batch" in t else "-"
             print(f"| {label} | {th} | {t['torch']:.2f} | {t['deepwave']:.2f} | "
-                  f"{t['torch'] / t['deepwave']:.2f} |", flush=True)
+                  f"{t['torch'] / t['deepwave']:.2f} | {whole} |", flush=True)
 
 
 if __name__ == "__main__":

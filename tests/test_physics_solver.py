@@ -411,3 +411,41 @@ def test_compile_caches_are_kept_apart_per_forced_isa(tmp_path):
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            timeout=600, cwd=tmp_path, env={**env, **extra})
         assert r.returncode == 0, (extra, r.stderr[-1500:])
+
+
+def test_cpu_batch_chunks_give_the_whole_batch_result(monkeypatch):
+    """A batch simulated in near-equal chunks (``cpu_batch_cells``) gives the batch's result in
+    one call, with one model per source or one model for all, with lowpass and point
+    decimation; a gradient always runs the whole batch."""
+    calls = []
+    real = fd.propagate
+
+    def counted(plan, v2, src, *args, **kwargs):
+        calls.append(max(v2.shape[0], src.shape[0]))
+        return real(plan, v2, src, *args, **kwargs)
+
+    monkeypatch.setattr(fd, "propagate", counted)
+    for decimation in ("lowpass", "point"):
+        preset = get_preset("quick", n=17, nt_out=6, decimation=decimation)
+        v = torch.as_tensor(np.stack([von_karman(preset.grid, sample_rng(3, i))
+                                      for i in range(7)]), dtype=torch.float64)
+        src = np.random.default_rng(0).uniform(500, 9500, size=(7, 2))
+        whole = AcousticSolver.from_preset(
+            preset, backend=TorchBackend(compile=False, cpu_batch_cells=None))
+        plan = whole.plan(v)
+        cells = plan.padded_shape[0] * plan.padded_shape[1]
+        with torch.no_grad():
+            refs = whole(v, src), whole(v[:1], src)
+        for per_call, sizes in ((2, [2, 2, 2, 1]), (3, [3, 2, 2]), (1, [1] * 7)):
+            be = TorchBackend(compile=False, cpu_batch_cells=per_call * cells + 1)
+            solver = AcousticSolver.from_preset(preset, backend=be)
+            for models, ref in zip((v, v[:1]), refs, strict=True):
+                calls.clear()
+                with torch.no_grad():
+                    torch.testing.assert_close(solver(models, src), ref, rtol=1e-12, atol=1e-25)
+                assert calls == sizes
+    calls.clear()
+    vg = v.clone().requires_grad_()
+    AcousticSolver.from_preset(preset, backend=TorchBackend(compile=False, cpu_batch_cells=1))(
+        vg, src).sum().backward()
+    assert calls == [7]
