@@ -74,12 +74,25 @@ def kappa_at_source(dv: np.ndarray, src_xz_m: np.ndarray, grid) -> float:
     return RHO0 * (1 + d / 100) * (VP0 * (1 + d / 100)) ** 2
 
 
+def missing(reference: Path) -> bool:
+    """Say so on stderr when the reference file is absent (the scripts then end cleanly)."""
+    if reference.is_file():
+        return False
+    print(f"reference wavefields not found at {reference}; nothing to compare", file=sys.stderr)
+    return True
+
+
+def fine_solver(vel: np.ndarray, preset, nt_fine: int, backend) -> AcousticSolver:
+    """Our solver for these models, recording every 2.5 ms (point decimation)."""
+    return AcousticSolver(preset.grid, preset.f_peak_hz, FINE_DT_S, nt_fine, backend=backend,
+                          velocity_range_mps=(float(vel.min()), float(vel.max())),
+                          decimation="point")
+
+
 def simulate_fine(vel: np.ndarray, src: np.ndarray, preset, nt_fine: int, args):
     """Yield our wavefields ``(nt_fine, nz, nx)`` at 2.5 ms steps, one sample at a time."""
-    vrange = (float(vel.min()), float(vel.max()))
     backend = TorchBackend(compile=args.compile) if args.backend == "torch" else args.backend
-    solver = AcousticSolver(preset.grid, preset.f_peak_hz, FINE_DT_S, nt_fine, backend=backend,
-                            velocity_range_mps=vrange, decimation="point")
+    solver = fine_solver(vel, preset, nt_fine, backend)
     for k in range(0, len(vel), args.batch):
         with torch.no_grad():
             u = solver(torch.as_tensor(vel[k:k + args.batch], dtype=torch.float32),
@@ -232,9 +245,7 @@ def main() -> int:
                     help="torch.compile the step (minutes per new shape on 2 cores; default off)")
     ap.add_argument("--stats-only", action="store_true", help="velocity statistics only")
     args = ap.parse_args()
-    if not args.reference.is_file():
-        print(f"reference wavefields not found at {args.reference}; nothing to compare",
-              file=sys.stderr)
+    if missing(args.reference):
         return 0
     torch.set_num_threads(args.threads)
     data = load_reference(args.reference, args.n)

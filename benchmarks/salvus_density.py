@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seisfno.physics import AcousticSolver, fd, get_preset
+from seisfno.physics import fd, get_preset
 from seisfno.physics.solver import TorchBackend
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,8 +45,10 @@ from salvus_agreement import (  # noqa: E402
     RHO0,
     VP0,
     _l2,
+    fine_solver,
     kappa_at_source,
     load_reference,
+    missing,
     score_sample,
 )
 
@@ -92,7 +94,7 @@ def acoustic_run(plan, vel: torch.Tensor, rho: torch.Tensor, src_xz: np.ndarray,
         source_amplitudes_volume_rate=amp.float(), source_locations_volume_rate=loc,
         receiver_locations_p=rec, accuracy=8, pml_width=plan.pad - fd.HALO,
         pml_freq=plan.f_peak_hz, max_vel=vmax, location_interpolation="none")
-    data = out.receiver_amplitudes_p if hasattr(out, "receiver_amplitudes_p") else out[-3]
+    data = out.receiver_amplitudes_p
     mat = torch.as_tensor(fd.lowpass_matrix(dplan), dtype=data.dtype)
     return torch.einsum("kn,brn->bkr", mat, data)[0].reshape(plan.nt_out, gz, gx)
 
@@ -105,19 +107,14 @@ def main() -> int:
     ap.add_argument("--refine", type=int, default=4,
                     help="deepwave steps per CFL step (its leapfrog is 2nd order in time)")
     args = ap.parse_args()
-    if not args.reference.is_file():
-        print(f"reference wavefields not found at {args.reference}; nothing to compare",
-              file=sys.stderr)
+    if missing(args.reference):
         return 0
     torch.set_num_threads(args.threads)
     data = load_reference(args.reference, args.n)
     p = get_preset("paper")
     nt_fine = round((p.nt_out * p.dt_out_s + 0.1) / FINE_DT_S)
-    vrange = (float(data["vel"].min()), float(data["vel"].max()))
-    solver = AcousticSolver(p.grid, p.f_peak_hz, FINE_DT_S, nt_fine,
-                            backend=TorchBackend(compile=False), velocity_range_mps=vrange,
-                            decimation="point")
-    plan = solver.plan_for(*vrange)
+    solver = fine_solver(data["vel"], p, nt_fine, TorchBackend(compile=False))
+    plan = solver.plan(data["vel"])
     rows = {"ours": [], "constant": [], "variable": []}
     check, effect = [], []
     t0 = time.perf_counter()
