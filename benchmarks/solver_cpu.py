@@ -17,12 +17,14 @@ Cases (issue 11), each at every ``--threads`` count, both backends in the same p
   (:func:`seisfno.inversion.invert` with :class:`~seisfno.inversion.SolverForward`: forward,
   adjoint and Adam step; ours checkpointed, deepwave's its own adjoint).
 
-Our backend runs as ``generate`` and ``invert`` run it (``TorchBackend()`` defaults: the step
-``torch.compile``'d above a work threshold). Every timing is the best of ``--repeat`` calls
-after one untimed warm-up call (compilation), alternating the backends so that a change of
-load on the machine hits both. ``ratio`` is torch / deepwave time (below 1: ours is faster).
-``--quick`` keeps the forward cases and the ``quick`` gradient, at 1 thread; ``--cases forward
-quick`` keeps the cases whose label has one of those words.
+Our backend runs as ``generate`` and ``invert`` run it (``TorchBackend()`` defaults: forward
+runs in the native C loop of :mod:`seisfno.physics.native` where it builds, gradients in the
+PyTorch step ``torch.compile``'d above a work threshold); the forward cases also time the
+compiled PyTorch step (``native=False``, last column). Every timing is the best of
+``--repeat`` calls after one untimed warm-up call (compilation), alternating the backends so
+that a change of load on the machine hits both. ``ratio`` is torch / deepwave time (below 1:
+ours is faster). ``--quick`` keeps the forward cases and the ``quick`` gradient, at 1 thread;
+``--cases forward quick`` keeps the cases whose label has one of those words.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ def forward_case(preset_name: str, batch: int, nt_out: int | None, repeat: int,
                   for i in range(batch)])
     src = np.random.default_rng(0).uniform(500, 9500, size=(batch, 2))
     fns = {}
-    backends = [("torch", TorchBackend(cpu_batch_cells=cells)), ("deepwave", DeepwaveBackend())]
+    backends = [("torch", TorchBackend(cpu_batch_cells=cells)), ("deepwave", DeepwaveBackend()),
+                ("compiled step", TorchBackend(cpu_batch_cells=cells, native=False))]
     if cells is not None and batch > 1:  # chunking against none
         backends.append(("torch whole batch", TorchBackend(cpu_batch_cells=None)))
     for name, be in backends:
@@ -139,15 +142,16 @@ def main() -> None:
           f"torch {torch.__version__}, deepwave {getattr(deepwave, '__version__', '?')}; "
           f"best of {repeat} after a warm-up call\n")
     print("| case | threads | torch s | deepwave s | ratio torch/deepwave "
-          "| torch, whole batch in one call s |")
-    print("|---|---|---|---|---|---|")
+          "| torch, whole batch in one call s | compiled PyTorch step s |")
+    print("|---|---|---|---|---|---|---|")
     for label, fn in cases:
         for th in threads:
             torch.set_num_threads(th)
             t = fn()
-            whole = f"{t['torch whole batch']:.2f}" if "torch whole batch" in t else "-"
+            whole, step = (f"{t[k]:.2f}" if k in t else "-"
+                           for k in ("torch whole batch", "compiled step"))
             print(f"| {label} | {th} | {t['torch']:.2f} | {t['deepwave']:.2f} | "
-                  f"{t['torch'] / t['deepwave']:.2f} | {whole} |", flush=True)
+                  f"{t['torch'] / t['deepwave']:.2f} | {whole} | {step} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -138,11 +138,15 @@ def test_cli_datasize_study_runs_both_augmentations(tmp_path, capsys, one_thread
     store = generate_dataset(tmp_path / "s.zarr", PRESET, 8, seed=0, progress=False)
     with pytest.raises(SystemExit) as e:
         main(["study", "datasize", "--data", str(store), "--out", str(tmp_path / "st"),
-              "--sizes", "4", "--n-val", "4", "--epochs", "1", "--device", "cpu"])
+              "--sizes", "4", "--n-val", "4", "--epochs", "1", "--device", "cpu",
+              "--arch-arg", "width=6"])
     out = capsys.readouterr().out
     assert (e.value.code or 0) == 0
     res = json.loads(out)
     assert [r["augment"] for r in res["rows"]] == ["none", "d4"]
+    for run in ("n4-none", "n4-d4"):  # --arch-arg reaches every model
+        assert json.loads((tmp_path / "st" / run / "model.json").read_text())[
+            "arch_args"]["width"] == 6
     assert set(res["table"][0]) >= {"val_rel_l2[none]", "val_rel_l2[d4]"}
     with pytest.raises(SystemExit) as e:
         main(["study", "datasize", "--data", str(store), "--out", str(tmp_path / "st"),

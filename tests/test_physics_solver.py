@@ -161,7 +161,7 @@ def test_compiled_matches_eager():
     v = torch.as_tensor(von_karman(p.grid, sample_rng(0, 2), clip_mps=p.velocity.clip_mps))
     res = {}
     for c in (False, True):
-        solver = AcousticSolver.from_preset(p, backend=TorchBackend(compile=c))
+        solver = AcousticSolver.from_preset(p, backend=TorchBackend(compile=c, native=False))
         with torch.no_grad():
             res[c] = solver(v, (4000.0, 5000.0)).numpy()
     assert _rel(res[True], res[False]) < 1e-5
@@ -310,7 +310,8 @@ def test_non_finite_compiled_step_falls_back_to_eager(monkeypatch, capsys):
     preset = get_preset("quick", n=17, nt_out=6)
     v = torch.full((1, 17, 17), 3000.0)
     src = np.array([[preset.grid.width_m / 2, preset.grid.depth_m / 2]])
-    ref = AcousticSolver.from_preset(preset, backend=TorchBackend(compile=False))(v, src)
+    ref = AcousticSolver.from_preset(preset, backend=TorchBackend(compile=False, native=False))(
+        v, src)
     real = solver_mod.fd.propagate
     calls = []
 
@@ -321,7 +322,7 @@ def test_non_finite_compiled_step_falls_back_to_eager(monkeypatch, capsys):
 
     monkeypatch.setattr(solver_mod.fd, "propagate", broken_when_compiled)
     monkeypatch.setattr(solver_mod, "_COMPILE_FAILED", set())
-    solver = AcousticSolver.from_preset(preset, backend=TorchBackend(compile=True))
+    solver = AcousticSolver.from_preset(preset, backend=TorchBackend(compile=True, native=False))
     u = solver(v, src)
     torch.testing.assert_close(u, ref, rtol=0, atol=0)
     assert calls == [True, False] and "non-finite" in capsys.readouterr().err
@@ -341,8 +342,8 @@ def test_more_compiled_shapes_than_dynamo_allows(monkeypatch, capsys):
     monkeypatch.setattr(fd, "RECOMPILE_LIMIT", 2)  # variants 3 and on exceed it
     preset = get_preset("quick", n=17, nt_out=4)
     src = np.array([[preset.grid.width_m / 2, preset.grid.depth_m / 2]])
-    solver = AcousticSolver.from_preset(preset, backend=TorchBackend(compile=True))
-    eager = AcousticSolver.from_preset(preset, backend=TorchBackend(compile=False))
+    solver = AcousticSolver.from_preset(preset, backend=TorchBackend(compile=True, native=False))
+    eager = AcousticSolver.from_preset(preset, backend=TorchBackend(compile=False, native=False))
     for batch in (1, 2, 3):  # dynamo's own limit (8) is above 3: only ours can stop the third
         v = torch.full((batch, 17, 17), 3000.0)
         torch.testing.assert_close(solver(v, np.repeat(src, batch, 0)),
@@ -373,6 +374,7 @@ def test_compiled_observations_of_one_model_do_not_crash(tmp_path):
     free or corruption' on 2026-12-02; the cause was a compile cache shared with AVX2-emulating
     runs (see ``test_compile_caches_are_kept_apart_per_forced_isa``). In a subprocess, so that a
     crash fails the test instead of the suite."""
+    import os
     import subprocess
     import sys
 
@@ -383,8 +385,9 @@ def test_compiled_observations_of_one_model_do_not_crash(tmp_path):
             "u = observe(benchmark_model('von-karman', p, refine=2),"
             " default_sources(p.grid, 20), p)\n"
             "assert bool(torch.isfinite(u).all()) and u.shape == (20, 8, 64, 64)\n")
+    env = {**os.environ, "SEISFNO_NATIVE": "0"}  # the compiled PyTorch step, not the C loop
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=600, cwd=tmp_path)
+                       timeout=600, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr[-1500:]
 
 
@@ -401,7 +404,7 @@ def test_compile_caches_are_kept_apart_per_forced_isa(tmp_path):
     code = ("import torch; torch.set_num_threads(1)\n"
             "from seisfno.physics import AcousticSolver, TorchBackend, get_preset\n"
             "p = get_preset('quick', n=24, nt_out=4)\n"
-            "s = AcousticSolver.from_preset(p, backend=TorchBackend(compile=True))\n"
+            "s = AcousticSolver.from_preset(p, backend=TorchBackend(compile=True, native=False))\n"
             "u = s(torch.full((24, 24), 3000.0), [[4000.0, 5000.0], [7000.0, 2000.0]])\n"
             "assert bool(torch.isfinite(u).all())\n")
     env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY",

@@ -8,7 +8,7 @@ import typer
 
 from .._errors import SeisfnoError
 from ._app import app
-from ._common import emit_json, set_threads
+from ._common import emit_json, parse_key_values, set_threads
 
 study_app = typer.Typer(help="Generalization studies; each writes a figure and a JSON file.",
                         no_args_is_help=True)
@@ -30,6 +30,9 @@ def datasize(
         "none,d4", help="Augmentations trained side by side, comma-separated (d4, none): one "
                         "run per size and augmentation, one column each in the table."),
     batch_size: int = typer.Option(16, help="Global batch size of every model."),
+    arch_arg: list[str] = typer.Option(
+        None, help="Override an architecture argument of every model, KEY=VALUE (repeatable), "
+                   "e.g. width=32; defaults come from the preset."),
     device: str = typer.Option(None, help="cpu, cuda, ..."),
     threads: int = typer.Option(None, help="CPU threads."),
     progress: bool = typer.Option(True, help=_PROGRESS_HELP),
@@ -40,6 +43,7 @@ def datasize(
     from ..operator.studies import datasize_study
 
     set_threads(threads)
+    arch_args = parse_key_values(arch_arg, "--arch-arg")
     try:
         size_list = [int(x) for x in sizes.split(",") if x.strip()]
     except ValueError:
@@ -59,8 +63,9 @@ def datasize(
     v, s, u = store.load(None)
     kw = {k: val for k, val in (("epochs", epochs), ("time_budget_min", time_budget)) if val}
     emit_json(datasize_study(v, s, u, store.preset, size_list, out, n_val=n_val,
-                             train_kwargs={**kw, "batch_size": batch_size}, device=device,
-                             augment=modes, progress=progress and not quiet))
+                             train_kwargs={**kw, "batch_size": batch_size,
+                                           "arch_args": arch_args},
+                             device=device, augment=modes, progress=progress and not quiet))
 
 
 @study_app.command("square")
