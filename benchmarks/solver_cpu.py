@@ -19,12 +19,13 @@ Cases (issue 11), each at every ``--threads`` count, both backends in the same p
 
 Our backend runs as ``generate`` and ``invert`` run it (``TorchBackend()`` defaults: forward
 runs in the native C loop of :mod:`seisfno.physics.native` where it builds, gradients in the
-PyTorch step ``torch.compile``'d above a work threshold); the forward cases also time the
-compiled PyTorch step (``native=False``, last column). Every timing is the best of
-``--repeat`` calls after one untimed warm-up call (compilation), alternating the backends so
-that a change of load on the machine hits both. ``ratio`` is torch / deepwave time (below 1:
-ours is faster). ``--quick`` keeps the forward cases and the ``quick`` gradient, at 1 thread;
-``--cases forward quick`` keeps the cases whose label has one of those words.
+PyTorch step ``torch.compile``'d above a work threshold, its checkpointed forward segments in
+the C loop); every case also times the PyTorch step alone (``native=False``, last column).
+Every timing is the best of ``--repeat`` calls after one untimed warm-up call (compilation),
+alternating the backends so that a change of load on the machine hits both. ``ratio`` is
+torch / deepwave time (below 1: ours is faster). ``--quick`` keeps the forward cases and the
+``quick`` gradient, at 1 thread; ``--cases forward quick`` keeps the cases whose label has one
+of those words.
 """
 
 from __future__ import annotations
@@ -88,8 +89,11 @@ def forward_case(preset_name: str, batch: int, nt_out: int | None, repeat: int,
     return _best(fns, repeat)
 
 
-def gradient_case(preset_name: str, n_sources: int, repeat: int) -> dict[str, float]:
-    """One FWI iteration (``invert(..., iterations=1)``), observations made once beforehand."""
+def gradient_case(preset_name: str, n_sources: int, repeat: int,
+                  deepwave_batch: int | None = None) -> dict[str, float]:
+    """One FWI iteration (``invert(..., iterations=1)``), observations made once beforehand;
+    deepwave's gradients ``deepwave_batch`` sources a call (it stores every step's field: the
+    ``paper`` iteration with 20 sources at once asked for 51.5 GB)."""
     from seisfno.inversion import SolverForward, default_sources, invert
 
     p = get_preset(preset_name)
@@ -98,11 +102,13 @@ def gradient_case(preset_name: str, n_sources: int, repeat: int) -> dict[str, fl
     with torch.no_grad():
         d = AcousticSolver.from_preset(p)(v_true, src)
     fns = {}
-    for name in ("torch", "deepwave"):
-        fwd = SolverForward(p, backend=name)
+    for name in ("torch", "deepwave", "compiled step"):
+        fwd = SolverForward(p, backend="deepwave" if name == "deepwave" else "torch")
+        if name == "compiled step":  # forward segments in the PyTorch step too
+            fwd.solver.backend = TorchBackend(native=False)
 
-        def call(fwd=fwd):
-            invert(fwd, src, observed=d, iterations=1)
+        def call(fwd=fwd, batch=deepwave_batch if name == "deepwave" else None):
+            invert(fwd, src, observed=d, iterations=1, batch_sources=batch)
 
         fns[name] = call
     return _best(fns, repeat)
@@ -120,6 +126,9 @@ def main() -> None:
     ap.add_argument("--cpu-batch-cells", type=int, default=None,
                     help="TorchBackend.cpu_batch_cells for the forward cases (0: whole batches; "
                          "default: the package's default)")
+    ap.add_argument("--deepwave-batch-sources", type=int, default=None,
+                    help="sources per deepwave gradient call (default: all; the paper gradient "
+                         "needs ~2.6 GB a source there)")
     args = ap.parse_args()
     cells = TorchBackend().cpu_batch_cells if args.cpu_batch_cells is None else \
         (args.cpu_batch_cells or None)
@@ -130,10 +139,11 @@ def main() -> None:
              ("forward paper b1", lambda: forward_case("paper", 1, None, repeat, cells)),
              ("forward paper b16", lambda: forward_case("paper", 16, None, repeat, cells)),
              (f"gradient quick {args.sources} src",
-              lambda: gradient_case("quick", args.sources, repeat))]
+              lambda: gradient_case("quick", args.sources, repeat, args.deepwave_batch_sources))]
     if not args.quick:
         cases.append((f"gradient paper {args.sources} src",
-                      lambda: gradient_case("paper", args.sources, repeat)))
+                      lambda: gradient_case("paper", args.sources, repeat,
+                                        args.deepwave_batch_sources)))
     if args.cases:
         cases = [c for c in cases if any(w in c[0] for w in args.cases)]
     import deepwave

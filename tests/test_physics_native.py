@@ -76,26 +76,63 @@ def test_native_loop_one_model_many_shots_and_multi_source_shots():
     assert float((a - single).abs().max()) > 1e-3 * float(a.abs().max())  # the second source
 
 
-def test_native_is_the_default_without_a_gradient_only(monkeypatch):
-    """Float32 forward runs take the C loop; gradients and float64 keep the PyTorch step."""
+def test_native_is_the_default_on_the_cpu_in_float32(monkeypatch):
+    """Float32 forward runs take the C loop, and so do a gradient's checkpointed forward
+    segments (recomputed with the PyTorch step for the backward pass: the gradient equals the
+    PyTorch step's to round-off); float64 keeps the PyTorch step throughout."""
     calls = []
-    real = native.propagate
+    for name in ("propagate", "run_segment"):
+        real = getattr(native, name)
 
-    def counted(*args, **kw):
-        calls.append(1)
-        return real(*args, **kw)
+        def counted(*args, _real=real, _name=name, **kw):
+            calls.append(_name)
+            return _real(*args, **kw)
 
-    monkeypatch.setattr(native, "propagate", counted)
-    p = get_preset("quick", n=17, nt_out=4)
-    solver = AcousticSolver.from_preset(p)
-    v = torch.full((17, 17), 3000.0)
+        monkeypatch.setattr(native, name, counted)
+    p = get_preset("quick", n=24, nt_out=20)
+    v = _models(p.grid, 1)[0]
     with torch.no_grad():
-        solver(v, (4000.0, 5000.0))
-    assert calls == [1]
-    solver(v.double(), (4000.0, 5000.0))
-    vg = v.clone().requires_grad_()
-    solver(vg, (4000.0, 5000.0)).sum().backward()
-    assert calls == [1] and vg.grad is not None
+        AcousticSolver.from_preset(p)(v, (4000.0, 5000.0))
+    assert calls[0] == "propagate"
+    n = len(calls)
+    AcousticSolver.from_preset(p)(v.double(), (4000.0, 5000.0))
+    assert len(calls) == n
+    grads = {}
+    for use in (True, False):
+        calls.clear()
+        vg = v.clone().requires_grad_()
+        solver = AcousticSolver.from_preset(p, backend=TorchBackend(native=use, compile=False))
+        solver(vg, (4000.0, 5000.0)).square().sum().backward()
+        grads[use] = vg.grad
+        assert ("run_segment" in calls) == use and "propagate" not in calls
+    assert float(grads[False].abs().max()) > 0
+    assert float((grads[True] - grads[False]).norm() / grads[False].norm()) < 1e-4
+
+
+def test_native_segments_chain_like_one_run():
+    """A run cut into segments, each started from the last one's state, records what one run
+    does (the state the C loop hands back is complete: fields, memory fields, buffer swaps)."""
+    p = get_preset("quick", n=24, nt_out=20, decimation="point")
+    v = _models(p.grid, 2)
+    src = np.array([[3000.0, 2000.0], [9000.0, 9500.0]])
+    plan = AcousticSolver.from_preset(p).plan(v)
+    from seisfno.physics import fd
+    from seisfno.physics.wavelets import ricker, ricker_second_derivative
+
+    v2 = fd.fine_velocity(plan, v) ** 2
+    s = fd.source_field(plan, src)
+    t = torch.arange(plan.n_steps, dtype=torch.float64) * plan.dt_s
+    w, wtt = ricker(t, plan.f_peak_hz).float(), ricker_second_derivative(t, plan.f_peak_hz).float()
+    record = np.zeros(plan.n_steps, dtype=bool)
+    record[::plan.steps_per_output] = True
+    whole = native.run_segment(plan, v2, s, w, wtt, record)
+    state, recs = None, []
+    for a, b in ((0, 37), (37, 38), (38, 120), (120, plan.n_steps)):  # odd and even lengths
+        *state, rec = native.run_segment(plan, v2, s, w[a:b], wtt[a:b], record[a:b], state)
+        recs.append(rec)
+    torch.testing.assert_close(torch.cat(recs), whole[-1], rtol=0, atol=0)
+    for x, y in zip(state, whole[:-1], strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
 
 
 def test_without_the_native_loop(monkeypatch):

@@ -205,6 +205,7 @@ int seisfno_propagate(Job *J) {
         t = psiz; psiz = psiz_new; psiz_new = t;
         t = psix; psix = psix_new; psix_new = t;
     }
+    J->psiz = psiz; J->psiz2 = psiz_new; J->psix = psix; J->psix2 = psix_new;  /* where they ended */
     return 0;
 }
 

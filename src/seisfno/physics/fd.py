@@ -339,7 +339,8 @@ def lowpass_matrix(plan: Plan) -> np.ndarray:
 
 def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Tensor,
               wavelet_tt: torch.Tensor, *, record_steps: np.ndarray | None = None,
-              checkpoint: bool | None = None, compile: bool = False) -> torch.Tensor:
+              checkpoint: bool | None = None, compile: bool = False,
+              native: bool = False) -> torch.Tensor:
     """Run ``plan.n_steps`` steps and return the output-grid wavefield at ``record_steps``.
 
     Parameters
@@ -357,6 +358,10 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
         Recompute instead of storing (default: when a gradient is needed).
     compile : bool
         Use a ``torch.compile``'d step.
+    native : bool
+        Run the stretches without a gradient (a checkpointed gradient's forward segments) in
+        :func:`seisfno.physics.native.run_segment` (CPU, float32; the caller checks it is
+        available); their recomputation with a gradient uses the PyTorch step.
 
     Returns
     -------
@@ -388,6 +393,11 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
         # is freed at once (kept as views, they held every step's field alive: ~300 MB for 8
         # quick shots, and a cold cache); with one, autograd keeps the fields anyway.
         grad = torch.is_grad_enabled() and any(t.requires_grad for t in (v2, src, *state))
+        if native and not grad:
+            from .native import run_segment
+
+            return run_segment(plan, v2, src, wavelet[start:stop], wavelet_tt[start:stop],
+                               record[start:stop], state)
         buf = None if grad else state[0].new_empty((int(record[start:stop].sum()), batch,
                                                     *out_shape))
         recs, j = [], 0

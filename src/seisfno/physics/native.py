@@ -166,6 +166,21 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
     Takes and returns what :func:`fd.propagate` does (float32 CPU tensors; the output is
     ``(len(record_steps), B, nz, nx)``).
     """
+    record = np.zeros(plan.n_steps, dtype=bool)
+    record[np.asarray(record_steps)] = True
+    return run_segment(plan, v2, src, wavelet, wavelet_tt, record)[-1]
+
+
+def run_segment(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Tensor,
+                wavelet_tt: torch.Tensor, record: np.ndarray,
+                state: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, ...]:
+    """``len(wavelet)`` steps from ``state`` (default: at rest), recording where ``record``.
+
+    ``state`` and the result's first six entries are :func:`fd.propagate`'s step state ``(u,
+    u_prev, psi_z, zeta_z, psi_x, zeta_x)`` (``state`` is not modified); the last entry is the
+    recorded output frames ``(record.sum(), B, nz, nx)``. So a checkpointed gradient runs its
+    forward segments here and recomputes them with the PyTorch step.
+    """
     from . import fd
 
     lib = _library()
@@ -178,18 +193,14 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
     v2 = v2.detach().to("cpu", f32).contiguous()
     src_off, src_idx, src_val = _sparse_sources((src.detach().to("cpu", f32) * prof["inner"]),
                                                 batch)
-    record = np.zeros(plan.n_steps, dtype=np.uint8)
-    record[np.asarray(record_steps)] = 1
+    record = np.ascontiguousarray(record, dtype=np.uint8)
     fine, p, r = plan.fine, plan.pad, plan.refine
     nz_out, nx_out = plan.grid.shape
     assert len(range(p, p + fine.nz, r)) == nz_out and len(range(p, p + fine.nx, r)) == nx_out
     out = torch.empty((int(record.sum()), batch, nz_out, nx_out), dtype=f32)
     kz, sz = prof["az"].shape[0], prof["az"].shape[-2]
     kx, sx = prof["ax"].shape[0], prof["ax"].shape[-2]
-    z, x = (kz, batch, sz, nx), (kx, batch, nz, sx)
-    work = {name: torch.zeros(shape) for name, shape in (
-        ("u", (batch, nz, nx)), ("up", (batch, nz, nx)), ("w", (batch, nz, nx)),
-        ("psiz", z), ("psiz2", z), ("zetaz", z), ("psix", x), ("psix2", x), ("zetax", x))}
+    work = _work(state, batch, nz, nx, (kz, batch, sz, nx), (kx, batch, nz, sx))
     arrays = {
         "v2": v2, "lw": prof["lw_mask"],
         "wav": wavelet.detach().to("cpu", f32).contiguous(),
@@ -199,7 +210,7 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
         **{key: prof[key] for key in ("az", "bz", "dbz", "ax", "bx", "dbx")}, "out": out,
         **work,
     }
-    job = _Job(B=batch, NZ=nz, NX=nx, n_steps=plan.n_steps, v2_batched=int(v2.shape[0] > 1),
+    job = _Job(B=batch, NZ=nz, NX=nx, n_steps=len(record), v2_batched=int(v2.shape[0] > 1),
                kz=kz, Sz=sz, kx=kx, Sx=sx, dt2=plan.dt_s * plan.dt_s,
                dt4_12=plan.dt_s**4 / 12.0, inv_dz=1.0 / fine.dz_m, inv_dx=1.0 / fine.dx_m,
                nz_out=nz_out, nx_out=nx_out, off=p, stride=r,
@@ -208,7 +219,27 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
         setattr(job, key, arr.data_ptr() if torch.is_tensor(arr) else arr.ctypes.data)
     assert HALO == 4  # the C loop's H
     lib.seisfno_propagate(ctypes.byref(job))
-    return out
+    # the loop swaps its buffers; the struct says where each field ended
+    by_ptr = {t.data_ptr(): t for t in work.values()}
+    u, u_prev, psi_z, zeta_z, psi_x, zeta_x = (by_ptr[getattr(job, k)] for k in (
+        "u", "up", "psiz", "zetaz", "psix", "zetax"))
+    return (u, u_prev, psi_z, zeta_z, psi_x.transpose(-1, -2).contiguous(),
+            zeta_x.transpose(-1, -2).contiguous(), out)
 
 
-__all__ = ["available", "propagate"]
+def _work(state, batch: int, nz: int, nx: int, z: tuple, x: tuple) -> dict[str, torch.Tensor]:
+    """The loop's buffers, copies of ``state`` (x's memory fields per row) or zeros."""
+    f32 = torch.float32
+    if state is None:
+        state = (torch.zeros(batch, nz, nx), torch.zeros(batch, nz, nx), torch.zeros(z),
+                 torch.zeros(z), torch.zeros(x), torch.zeros(x))
+    else:
+        state = tuple(t.detach().to("cpu", f32) for t in state)
+        state = (*state[:4], state[4].transpose(-1, -2), state[5].transpose(-1, -2))
+    u, u_prev, psi_z, zeta_z, psi_x, zeta_x = (t.contiguous().clone() for t in state)
+    return {"u": u, "up": u_prev, "w": torch.zeros(batch, nz, nx), "psiz": psi_z,
+            "psiz2": torch.zeros(z), "zetaz": zeta_z, "psix": psi_x, "psix2": torch.zeros(x),
+            "zetax": zeta_x}
+
+
+__all__ = ["available", "propagate", "run_segment"]

@@ -71,10 +71,11 @@ class TorchBackend:
         own kernel.
     native : bool, optional
         Run the forward time loop without a gradient, on the CPU in float32, as one C function
-        (:mod:`seisfno.physics.native`: the same scheme, built on first use; 1.5-2x faster than
+        (:mod:`seisfno.physics.native`: the same scheme, built on first use; 2-3x faster than
         the compiled step and without its start-up). Default: when it builds (a C compiler is
-        on the PATH and ``SEISFNO_NATIVE`` is not ``0``); ``True`` requires it; gradients always
-        run the PyTorch step.
+        on the PATH and ``SEISFNO_NATIVE`` is not ``0``); ``True`` requires it. A gradient runs
+        its checkpointed forward segments there too, and recomputes them with the PyTorch step
+        for the backward pass.
     """
 
     device: str | torch.device | None = None
@@ -93,8 +94,8 @@ class TorchBackend:
         return (dev.type == "cpu" and work >= self.compile_min_cell_updates
                 and _have_c_compiler())
 
-    def _use_native(self, dev: torch.device, dtype: torch.dtype, grad: bool) -> bool:
-        if self.native is False or grad or dev.type != "cpu" or dtype != torch.float32:
+    def _use_native(self, dev: torch.device, dtype: torch.dtype) -> bool:
+        if self.native is False or dev.type != "cpu" or dtype != torch.float32:
             return False
         if native.available():
             return True
@@ -129,15 +130,15 @@ class TorchBackend:
         steps = np.flatnonzero(mat.any(axis=0))
         grad = torch.is_grad_enabled() and (v2.requires_grad or src.requires_grad)
         weights = torch.as_tensor(mat[:, steps], dtype=dtype, device=dev)
-        use_native = self._use_native(dev, dtype, grad)
+        use_native = self._use_native(dev, dtype)
         outs = []
         for a, b in self._chunks(dev, plan, max(v2.shape[0], src.shape[0]), grad):
             v2_, src_ = v2 if v2.shape[0] == 1 else v2[a:b], src if src.shape[0] == 1 else src[a:b]
-            if use_native:
+            if use_native and not grad:
                 rec = native.propagate(plan, v2_, src_, wav, wav_tt, steps)
-            else:
+            else:  # a gradient: its forward segments in the C loop when there
                 rec = _propagate_checked(plan, v2_, src_, wav, wav_tt, steps, self.checkpoint,
-                                         compile_)
+                                         compile_, use_native)
             if plan.decimation != "point":
                 rec = (weights @ rec.reshape(len(steps), -1)).reshape(plan.nt_out, *rec.shape[1:])
             outs.append(rec.transpose(0, 1))
@@ -148,8 +149,8 @@ class TorchBackend:
 _COMPILE_FAILED: set[tuple] = set()
 
 
-def _propagate_checked(plan: Plan, v2, src, wav, wav_tt, steps, checkpoint, compile_: bool
-                       ) -> torch.Tensor:
+def _propagate_checked(plan: Plan, v2, src, wav, wav_tt, steps, checkpoint, compile_: bool,
+                       native_: bool = False) -> torch.Tensor:
     """:func:`fd.propagate`, compiled when asked, with the eager step as the fallback.
 
     Why: the compiled step gave NaN for some batch sizes (1 and 8 on ``quick``, 2026-12-02,
@@ -165,7 +166,7 @@ def _propagate_checked(plan: Plan, v2, src, wav, wav_tt, steps, checkpoint, comp
     compile_ = compile_ and key not in _COMPILE_FAILED
     try:
         rec = fd.propagate(plan, v2, src, wav, wav_tt, record_steps=steps,
-                           checkpoint=checkpoint, compile=compile_)
+                           checkpoint=checkpoint, compile=compile_, native=native_)
         why = None if not compile_ or bool(torch.isfinite(rec).all()) else "gave non-finite values"
     except torch._dynamo.exc.FailOnRecompileLimitHit:
         why = f"reached its limit of {fd.RECOMPILE_LIMIT} compiled variants"
@@ -175,7 +176,7 @@ def _propagate_checked(plan: Plan, v2, src, wav, wav_tt, steps, checkpoint, comp
               f"{v2.shape[-2]} x {v2.shape[-1]} grid; recomputed with the eager step (used for "
               "this shape from now on)", file=sys.stderr)
         rec = fd.propagate(plan, v2, src, wav, wav_tt, record_steps=steps,
-                           checkpoint=checkpoint, compile=False)
+                           checkpoint=checkpoint, compile=False, native=native_)
     return rec
 
 
