@@ -44,19 +44,20 @@ def _close(a, b):
     ((24, 40), "lowpass"),  # not square: rows and columns kept apart; both strips per axis
     ((40, 24), "point"),
     ((6, 30), "point"),     # z shorter than two strips: one strip spans it
+    ((30, 6), "point"),     # x shorter than two strips
 ])
 def test_native_loop_matches_the_pytorch_step(shape, decimation):
     """Batches of models with one source each, sources between nodes and near an edge."""
     q = get_preset("quick")
     grid = Grid(*shape, q.grid.dz_m, q.grid.dx_m)
-    p = get_preset("quick", grid=grid, nt_out=12, decimation=decimation)
+    p = get_preset("quick", grid=grid, nt_out=30, decimation=decimation)  # deep into the PML
     v = _models(grid, 3)
     src = np.array([[0.37 * grid.width_m, 0.61 * grid.depth_m], [101.0, 55.0],
                     [grid.width_m - 90.0, 0.5 * grid.depth_m]])
     fast, ref = _pair(p)
     with torch.no_grad():
         a, b = fast(v, src), ref(v.double(), src)
-    assert a.shape == b.shape == (3, 12, *shape) and a.dtype == torch.float32
+    assert a.shape == b.shape == (3, 30, *shape) and a.dtype == torch.float32
     _close(a, b)
 
 
@@ -107,6 +108,62 @@ def test_native_is_the_default_on_the_cpu_in_float32(monkeypatch):
         assert ("run_segment" in calls) == use and "propagate" not in calls
     assert float(grads[False].abs().max()) > 0
     assert float((grads[True] - grads[False]).norm() / grads[False].norm()) < 1e-4
+
+
+@pytest.mark.parametrize("shape", [(24, 40), (30, 6)])
+def test_native_segment_state_is_the_pytorch_steps(shape):
+    """The full state ``run_segment`` hands back after two segments (an odd number of steps in
+    all, the waves well into the absorbing layer) equals the float64 PyTorch step's, field by
+    field: the fields, both axes' memory fields (x's transposed back) and the buffer swaps."""
+    from seisfno.physics import fd
+    from seisfno.physics.wavelets import ricker, ricker_second_derivative
+
+    q = get_preset("quick")
+    grid = Grid(*shape, q.grid.dz_m, q.grid.dx_m)
+    p = get_preset("quick", grid=grid, nt_out=40, decimation="point")
+    v = _models(grid, 2).double()
+    src = np.array([[101.0, 55.0], [grid.width_m - 90.0, 0.5 * grid.depth_m]])
+    plan = AcousticSolver.from_preset(p).plan(v)
+    v2, s = fd.fine_velocity(plan, v) ** 2, fd.source_field(plan, src, dtype=torch.float64)
+    n = 151
+    t = torch.arange(n, dtype=torch.float64) * plan.dt_s
+    w, wtt = ricker(t, plan.f_peak_hz), ricker_second_derivative(t, plan.f_peak_hz)
+    prof = fd.cpml_profiles(plan, "cpu", torch.float64)
+    nz, nx = plan.padded_shape
+    u = torch.zeros(2, nz, nx, dtype=torch.float64)
+    ref = (u, torch.zeros_like(u), *fd.pml_state(prof, 2, nz, nx, u.new_zeros))
+    args = tuple(prof[k] for k in ("lw_mask", "inner", "az", "bz", "dbz", "ax", "bx", "dbx"))
+    for k in range(n):
+        ref = fd._step(*ref, v2, s * prof["inner"], w[k], wtt[k], *args, plan.dt_s,
+                       1.0 / plan.fine.dz_m, 1.0 / plan.fine.dx_m)
+    rec = np.zeros(n, dtype=bool)
+    state = None
+    for a, b in ((0, 75), (75, n)):
+        *state, _ = native.run_segment(plan, v2.float(), s.float(), w[a:b].float(),
+                                       wtt[a:b].float(), rec[a:b], state)
+    names = ("u", "u_prev", "psi_z", "zeta_z", "psi_x", "zeta_x")
+    for name, x, y in zip(names, state, ref, strict=True):
+        assert x.shape == y.shape, name
+        assert float(y.abs().max()) > 0, name  # every field is in play
+        assert float((x.double() - y).abs().max() / y.abs().max()) < 1e-4, name
+
+
+def test_native_segment_refuses_mismatched_inputs():
+    """Shapes the C loop would read or write past are refused before it runs."""
+    p = get_preset("quick", n=17, nt_out=4)
+    plan = AcousticSolver.from_preset(p).plan(torch.full((17, 17), 3000.0))
+    nz, nx = plan.padded_shape
+    v2, src = torch.ones(3, nz, nx), torch.zeros(2, nz, nx)
+    w, rec = torch.zeros(5), np.zeros(5, dtype=bool)
+    with pytest.raises(ValueError, match="must be"):
+        native.run_segment(plan, v2, src, w, w, rec)  # 3 models, 2 shots
+    with pytest.raises(ValueError, match="must be"):
+        native.run_segment(plan, v2[:1, :-1], src, w, w, rec)
+    with pytest.raises(ValueError, match="wavelet samples"):
+        native.run_segment(plan, v2[:1], src, w[:4], w, rec)
+    *state, _ = native.run_segment(plan, v2[:1], src, w, w, rec)
+    with pytest.raises(ValueError, match="state shapes"):
+        native.run_segment(plan, v2[:1], src[:1], w, w, rec, state)  # batch 2 state, 1 shot
 
 
 def test_native_segments_chain_like_one_run():

@@ -25,6 +25,7 @@ import ctypes
 import functools
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -76,11 +77,13 @@ def _flags() -> list[str]:
 
 
 def _cpu_flags() -> str:
+    """The machine and its instruction sets (``-march=native`` code runs only where built)."""
     try:
         with open("/proc/cpuinfo") as f:
-            return next((line for line in f if line.startswith("flags")), "")
+            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
     except OSError:  # pragma: no cover - not on Linux
-        return ""
+        flags = ""
+    return f"{platform.machine()} {platform.processor()} {flags}"
 
 
 def _cache_dir() -> Path:
@@ -190,6 +193,7 @@ def run_segment(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.
     prof = {k: t.contiguous() for k, t in fd.cpml_profiles(plan, "cpu", f32).items()}
     batch = max(v2.shape[0], src.shape[0])
     nz, nx = plan.padded_shape
+    _check(plan, v2, src, wavelet, wavelet_tt, record, state, batch)
     v2 = v2.detach().to("cpu", f32).contiguous()
     src_off, src_idx, src_val = _sparse_sources((src.detach().to("cpu", f32) * prof["inner"]),
                                                 batch)
@@ -227,19 +231,41 @@ def run_segment(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.
             zeta_x.transpose(-1, -2).contiguous(), out)
 
 
+def _check(plan: Plan, v2, src, wavelet, wavelet_tt, record, state, batch: int) -> None:
+    """Refuse what would make the C loop read or write out of bounds."""
+    from . import fd
+
+    grid = tuple(plan.padded_shape)
+    if v2.ndim != 3 or tuple(v2.shape[1:]) != grid or src.ndim != 3 or \
+            tuple(src.shape[1:]) != grid or {v2.shape[0], src.shape[0]} - {1, batch}:
+        raise ValueError(f"v2 {tuple(v2.shape)} and src {tuple(src.shape)} must be (B or 1, "
+                         f"{grid[0]}, {grid[1]})")
+    if not len(wavelet) == len(wavelet_tt) == len(record):
+        raise ValueError(f"{len(wavelet)} and {len(wavelet_tt)} wavelet samples for "
+                         f"{len(record)} steps")
+    if state is not None:
+        prof = fd.cpml_profiles(plan, "cpu")
+        want = [(batch, *grid)] * 2 + [tuple(t.shape) for t in fd.pml_state(
+            prof, batch, *grid, torch.empty)]
+        if [tuple(t.shape) for t in state] != want:
+            raise ValueError(f"state shapes {[tuple(t.shape) for t in state]}, expected {want}")
+
+
 def _work(state, batch: int, nz: int, nx: int, z: tuple, x: tuple) -> dict[str, torch.Tensor]:
     """The loop's buffers, copies of ``state`` (x's memory fields per row) or zeros."""
     f32 = torch.float32
+    def zeros(*shape):
+        return torch.zeros(*shape, dtype=f32)
+
     if state is None:
-        state = (torch.zeros(batch, nz, nx), torch.zeros(batch, nz, nx), torch.zeros(z),
-                 torch.zeros(z), torch.zeros(x), torch.zeros(x))
+        state = (zeros(batch, nz, nx), zeros(batch, nz, nx), zeros(*z), zeros(*z), zeros(*x),
+                 zeros(*x))
     else:
         state = tuple(t.detach().to("cpu", f32) for t in state)
         state = (*state[:4], state[4].transpose(-1, -2), state[5].transpose(-1, -2))
     u, u_prev, psi_z, zeta_z, psi_x, zeta_x = (t.contiguous().clone() for t in state)
-    return {"u": u, "up": u_prev, "w": torch.zeros(batch, nz, nx), "psiz": psi_z,
-            "psiz2": torch.zeros(z), "zetaz": zeta_z, "psix": psi_x, "psix2": torch.zeros(x),
-            "zetax": zeta_x}
+    return {"u": u, "up": u_prev, "w": zeros(batch, nz, nx), "psiz": psi_z, "psiz2": zeros(*z),
+            "zetaz": zeta_z, "psix": psi_x, "psix2": zeros(*x), "zetax": zeta_x}
 
 
 __all__ = ["available", "propagate", "run_segment"]

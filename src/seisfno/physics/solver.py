@@ -73,7 +73,8 @@ class TorchBackend:
         Run the forward time loop without a gradient, on the CPU in float32, as one C function
         (:mod:`seisfno.physics.native`: the same scheme, built on first use; 2-3x faster than
         the compiled step and without its start-up). Default: when it builds (a C compiler is
-        on the PATH and ``SEISFNO_NATIVE`` is not ``0``); ``True`` requires it. A gradient runs
+        on the PATH and ``SEISFNO_NATIVE`` is not ``0``); ``True`` requires it for CPU float32
+        runs (CUDA and float64 always use the PyTorch step). A gradient runs
         its checkpointed forward segments there too, and recomputes them with the PyTorch step
         for the backward pass.
     """
