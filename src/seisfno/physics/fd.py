@@ -389,29 +389,15 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
     src = src * prof["inner"]
 
     def run(start: int, stop: int, v2: torch.Tensor, src: torch.Tensor, *state):
-        # Without a gradient the frames are copied into one buffer, so each step's full field
-        # is freed at once (kept as views, they held every step's field alive: ~300 MB for 8
-        # quick shots, and a cold cache); with one, autograd keeps the fields anyway.
         grad = torch.is_grad_enabled() and any(t.requires_grad for t in (v2, src, *state))
         if native and not grad:
             from .native import run_segment
 
             return run_segment(plan, v2, src, wavelet[start:stop], wavelet_tt[start:stop],
                                record[start:stop], state)
-        buf = None if grad else state[0].new_empty((int(record[start:stop].sum()), batch,
-                                                    *out_shape))
-        recs, j = [], 0
         with _compile_scope(compile):
-            for n in range(start, stop):
-                if record[n] and grad:
-                    recs.append(state[0][sl])
-                elif record[n]:
-                    buf[j].copy_(state[0][sl])
-                    j += 1
-                state = step(*state, v2, src, wavelet[n], wavelet_tt[n], *args)
-        if grad:  # a segment may record nothing (output samples sparser than the segments)
-            buf = torch.stack(recs, 0) if recs else state[0][sl][None][:0]
-        return (*state, buf)
+            return _steps(step, state, v2, src, wavelet, wavelet_tt, args, record, sl,
+                          range(start, stop), grad, out_shape)
 
     if checkpoint is None:
         checkpoint = torch.is_grad_enabled() and (v2.requires_grad or src.requires_grad)
@@ -421,6 +407,30 @@ def propagate(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.Te
         return _Checkpointed.apply(run, bounds, state, v2, src)
     *_, rec = run(0, plan.n_steps, v2, src, *state)
     return rec
+
+
+def _steps(step: Callable, state: tuple, v2, src, wavelet, wavelet_tt, args: tuple,
+           record: np.ndarray, sl: tuple, steps: range, grad: bool, out_shape: tuple) -> tuple:
+    """The PyTorch time loop over ``steps``: ``(*state, recorded frames)``.
+
+    Without a gradient the frames are copied into one buffer, so each step's full field is freed
+    at once (kept as views, they held every step's field alive: ~300 MB for 8 quick shots, and a
+    cold cache); with one, autograd keeps the fields anyway.
+    """
+    batch = state[0].shape[0]
+    buf = None if grad else state[0].new_empty((int(record[steps.start:steps.stop].sum()),
+                                                batch, *out_shape))
+    recs, j = [], 0
+    for n in steps:
+        if record[n] and grad:
+            recs.append(state[0][sl])
+        elif record[n]:
+            buf[j].copy_(state[0][sl])
+            j += 1
+        state = step(*state, v2, src, wavelet[n], wavelet_tt[n], *args)
+    if grad:  # a segment may record nothing (output samples sparser than the segments)
+        buf = torch.stack(recs, 0) if recs else state[0][sl][None][:0]
+    return (*state, buf)
 
 
 class _Checkpointed(torch.autograd.Function):

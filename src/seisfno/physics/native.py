@@ -193,7 +193,7 @@ def run_segment(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.
     prof = {k: t.contiguous() for k, t in fd.cpml_profiles(plan, "cpu", f32).items()}
     batch = max(v2.shape[0], src.shape[0])
     nz, nx = plan.padded_shape
-    _check(plan, v2, src, wavelet, wavelet_tt, record, state, batch)
+    _check(plan, prof, v2, src, wavelet, wavelet_tt, record, state, batch)
     v2 = v2.detach().to("cpu", f32).contiguous()
     src_off, src_idx, src_val = _sparse_sources((src.detach().to("cpu", f32) * prof["inner"]),
                                                 batch)
@@ -231,7 +231,8 @@ def run_segment(plan: Plan, v2: torch.Tensor, src: torch.Tensor, wavelet: torch.
             zeta_x.transpose(-1, -2).contiguous(), out)
 
 
-def _check(plan: Plan, v2, src, wavelet, wavelet_tt, record, state, batch: int) -> None:
+def _check(plan: Plan, prof: dict, v2, src, wavelet, wavelet_tt, record, state,
+           batch: int) -> None:
     """Refuse what would make the C loop read or write out of bounds."""
     from . import fd
 
@@ -244,7 +245,6 @@ def _check(plan: Plan, v2, src, wavelet, wavelet_tt, record, state, batch: int) 
         raise ValueError(f"{len(wavelet)} and {len(wavelet_tt)} wavelet samples for "
                          f"{len(record)} steps")
     if state is not None:
-        prof = fd.cpml_profiles(plan, "cpu")
         want = [(batch, *grid)] * 2 + [tuple(t.shape) for t in fd.pml_state(
             prof, batch, *grid, torch.empty)]
         if [tuple(t.shape) for t in state] != want:
