@@ -25,7 +25,10 @@ Every timing is the best of ``--repeat`` calls after one untimed warm-up call (c
 alternating the backends so that a change of load on the machine hits both. ``ratio`` is
 torch / deepwave time (below 1: ours is faster). ``--quick`` keeps the forward cases and the
 ``quick`` gradient, at 1 thread; ``--cases forward quick`` keeps the cases whose label has one
-of those words.
+of those words. ``--isolate BATCH`` runs the gradient cases with each backend in processes of
+its own and ``BATCH`` sources a call for both, and reports each one's peak memory: the
+``paper`` gradient with 20 sources fits 24 GB only so (``--cases "gradient paper" --isolate 2
+--threads 2``).
 """
 
 from __future__ import annotations
@@ -89,29 +92,83 @@ def forward_case(preset_name: str, batch: int, nt_out: int | None, repeat: int,
     return _best(fns, repeat)
 
 
-def gradient_case(preset_name: str, n_sources: int, repeat: int,
-                  deepwave_batch: int | None = None) -> dict[str, float]:
-    """One FWI iteration (``invert(..., iterations=1)``), observations made once beforehand;
-    deepwave's gradients ``deepwave_batch`` sources a call (it stores every step's field: the
-    ``paper`` iteration with 20 sources at once asked for 51.5 GB)."""
-    from seisfno.inversion import SolverForward, default_sources, invert
+def _gradient_setup(preset_name: str, n_sources: int):
+    from seisfno.inversion import default_sources
 
     p = get_preset(preset_name)
     src = default_sources(p.grid, n_sources)
     v_true = von_karman(p.grid, sample_rng(5, 0), clip_mps=p.velocity.clip_mps)
     with torch.no_grad():
         d = AcousticSolver.from_preset(p)(v_true, src)
+    return p, src, d
+
+
+def _gradient_iteration(p, name: str):
+    """One FWI iteration (``invert(..., iterations=1)``) of backend ``name``: a callable of
+    (sources, observations, sources per call)."""
+    from seisfno.inversion import SolverForward, invert
+
+    fwd = SolverForward(p, backend="deepwave" if name == "deepwave" else "torch")
+    if name == "compiled step":  # forward segments in the PyTorch step too
+        fwd.solver.backend = TorchBackend(native=False)
+    return lambda src, d, batch: invert(fwd, src, observed=d, iterations=1, batch_sources=batch)
+
+
+def gradient_case(preset_name: str, n_sources: int, repeat: int,
+                  deepwave_batch: int | None = None) -> dict[str, float]:
+    """One FWI iteration with ``n_sources`` sources, observations made once beforehand;
+    deepwave's gradients ``deepwave_batch`` sources a call (it stores every step's field: the
+    ``paper`` iteration with 20 sources at once asked for 51.5 GB)."""
+    p, src, d = _gradient_setup(preset_name, n_sources)
     fns = {}
     for name in ("torch", "deepwave", "compiled step"):
-        fwd = SolverForward(p, backend="deepwave" if name == "deepwave" else "torch")
-        if name == "compiled step":  # forward segments in the PyTorch step too
-            fwd.solver.backend = TorchBackend(native=False)
-
-        def call(fwd=fwd, batch=deepwave_batch if name == "deepwave" else None):
-            invert(fwd, src, observed=d, iterations=1, batch_sources=batch)
-
-        fns[name] = call
+        it = _gradient_iteration(p, name)
+        batch = deepwave_batch if name == "deepwave" else None
+        fns[name] = lambda it=it, batch=batch: it(src, d, batch)
     return _best(fns, repeat)
+
+
+def isolated_gradient_case(preset_name: str, n_sources: int, repeat: int, batch: int,
+                           threads: int) -> dict[str, float]:
+    """The gradient case with every backend in processes of its own, ``batch`` sources a call
+    for both: the ``paper`` iteration does not fit 24 GB with both backends in one process.
+
+    Each of ``repeat`` rounds starts one process per backend, alternating; a process warms up
+    on one call's worth of sources (``batch``: the shapes that compile are the timed ones),
+    then times one whole iteration. Returns the best time per backend, and each backend's
+    peak resident memory (GB) under ``"<name> GB"``."""
+    import json
+    import subprocess
+    import sys
+
+    best: dict[str, float] = {}
+    for _ in range(repeat):
+        for name in ("torch", "deepwave"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--worker-gradient", preset_name, name,
+                 str(n_sources), str(batch), str(threads)],
+                check=True, capture_output=True, text=True).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            best[name] = min(best.get(name, float("inf")), r["seconds"])
+            best[f"{name} GB"] = max(best.get(f"{name} GB", 0.0), r["max_rss_gb"])
+    return best
+
+
+def _worker_gradient(preset_name: str, name: str, n_sources: int, batch: int,
+                     threads: int) -> None:
+    import json
+    import resource
+
+    torch.set_num_threads(threads)
+    warnings.filterwarnings("ignore", message=".*illuminates.*")
+    p, src, d = _gradient_setup(preset_name, n_sources)
+    it = _gradient_iteration(p, name)
+    it(src[:batch], d[:batch], batch)  # warm-up: the timed call's shapes
+    t0 = time.perf_counter()
+    it(src, d, batch)
+    seconds = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
+    print(json.dumps({"seconds": seconds, "max_rss_gb": rss}))
 
 
 def main() -> None:
@@ -129,21 +186,34 @@ def main() -> None:
     ap.add_argument("--deepwave-batch-sources", type=int, default=None,
                     help="sources per deepwave gradient call (default: all; the paper gradient "
                          "needs ~2.6 GB a source there)")
+    ap.add_argument("--isolate", type=int, default=None, metavar="BATCH",
+                    help="run the gradient cases with each backend in processes of its own, "
+                         "BATCH sources a call for both (the paper gradient: 2 fits 24 GB)")
+    ap.add_argument("--worker-gradient", nargs=5, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker_gradient:
+        preset_name, name, n, batch, th = args.worker_gradient
+        _worker_gradient(preset_name, name, int(n), int(batch), int(th))
+        return
     cells = TorchBackend().cpu_batch_cells if args.cpu_batch_cells is None else \
         (args.cpu_batch_cells or None)
     warnings.filterwarnings("ignore", message=".*illuminates.*")
     threads = args.threads or ([1] if args.quick else [1, 2])
     repeat = args.repeat or (2 if args.quick else 3)
-    cases = [("forward quick b8", lambda: forward_case("quick", 8, None, repeat, cells)),
-             ("forward paper b1", lambda: forward_case("paper", 1, None, repeat, cells)),
-             ("forward paper b16", lambda: forward_case("paper", 16, None, repeat, cells)),
-             (f"gradient quick {args.sources} src",
-              lambda: gradient_case("quick", args.sources, repeat, args.deepwave_batch_sources))]
+
+    def grad(preset_name):
+        if args.isolate:
+            return lambda th: isolated_gradient_case(preset_name, args.sources, repeat,
+                                                     args.isolate, th)
+        return lambda th: gradient_case(preset_name, args.sources, repeat,
+                                        args.deepwave_batch_sources)
+
+    cases = [("forward quick b8", lambda th: forward_case("quick", 8, None, repeat, cells)),
+             ("forward paper b1", lambda th: forward_case("paper", 1, None, repeat, cells)),
+             ("forward paper b16", lambda th: forward_case("paper", 16, None, repeat, cells)),
+             (f"gradient quick {args.sources} src", grad("quick"))]
     if not args.quick:
-        cases.append((f"gradient paper {args.sources} src",
-                      lambda: gradient_case("paper", args.sources, repeat,
-                                        args.deepwave_batch_sources)))
+        cases.append((f"gradient paper {args.sources} src", grad("paper")))
     if args.cases:
         cases = [c for c in cases if any(w in c[0] for w in args.cases)]
     import deepwave
@@ -157,10 +227,12 @@ def main() -> None:
     for label, fn in cases:
         for th in threads:
             torch.set_num_threads(th)
-            t = fn()
+            t = fn(th)
             whole, step = (f"{t[k]:.2f}" if k in t else "-"
                            for k in ("torch whole batch", "compiled step"))
-            print(f"| {label} | {th} | {t['torch']:.2f} | {t['deepwave']:.2f} | "
+            mem = (f" (peak memory: torch {t['torch GB']:.1f} GB, "
+                   f"deepwave {t['deepwave GB']:.1f} GB)" if "torch GB" in t else "")
+            print(f"| {label}{mem} | {th} | {t['torch']:.2f} | {t['deepwave']:.2f} | "
                   f"{t['torch'] / t['deepwave']:.2f} | {whole} | {step} |", flush=True)
 
 
