@@ -17,7 +17,8 @@ table per thread count:
   (``make_optimizer``: multi-tensor, the same arithmetic).
 
 Variants: ``matmul-cf`` (the default since issue 12: channels-first, the kept Fourier modes by
-truncated DFT matrices, every step a real matmul), ``fft-cf`` and ``fft-cl`` (FFTs with a real
+truncated DFT matrices, every step a real matmul), ``matmul-blocks`` (the same with the channel
+mix's weights as 2x2 real blocks, as until 2026-12-03), ``fft-cf`` and ``fft-cl`` (FFTs with a real
 batched matmul for the channel mix, channels-first or channels-last), and ``legacy`` (the code
 before issue 12, kept in this file: FFTs, a complex einsum, channels-last). Each case runs every
 variant in turn, ``--repeat`` times, and keeps each one's fastest: compare the ratio column,
@@ -39,8 +40,8 @@ from seisfno.operator import build_model, load_model
 from seisfno.operator.spectral import SpectralConv2d
 from seisfno.operator.train import make_optimizer
 
-VARIANTS = {"matmul-cf": ("matmul", False), "fft-cf": ("fft", False),
-            "fft-cl": ("fft", True), "legacy": ("legacy", True)}
+VARIANTS = {"matmul-cf": ("matmul", False), "matmul-blocks": ("blocks", False),
+            "fft-cf": ("fft", False), "fft-cl": ("fft", True), "legacy": ("legacy", True)}
 BASELINE = "legacy"
 
 
@@ -65,6 +66,45 @@ def _legacy_forward(self, x: torch.Tensor, channels_last: bool = False,
     out[at(hi, slice(0, m2))] = y[at(slice(m1, None), slice(None))]
     y = torch.fft.irfft2(out, s=(n1, n2), dim=(d1, d2))
     return y if add is None else y + add  # the caller's `sc(h) + pw(h)` before
+
+
+def _blocks_weight(weight: torch.Tensor) -> torch.Tensor:
+    """The weight as the 2x2 real blocks ``[[wr, wi], [-wi, wr]]`` of ``(k1*k2, 2*cin,
+    2*cout)`` that the ``matmul`` layer multiplied by before 2026-12-03 (commit da5c18d)."""
+    cin, cout = weight.shape[:2]
+    w = weight.permute(2, 3, 0, 1).reshape(-1, cin, cout)
+    wr, wi = w.real, w.imag
+    blocks = torch.stack([torch.stack([wr, wi], dim=-1), torch.stack([-wi, wr], dim=-1)], dim=2)
+    return blocks.reshape(w.shape[0], 2 * cin, 2 * cout)
+
+
+def _blocks_forward(self, x: torch.Tensor, channels_last: bool = False,
+                    add: torch.Tensor | None = None) -> torch.Tensor:
+    """``SpectralConv2d.forward``'s ``matmul`` path with the block weights (commit da5c18d),
+    the blocks kept between calls without a gradient to the weight, as there."""
+    from seisfno.operator.spectral import _bmm_left, _dft_constants
+
+    w = self.weight
+    if w.requires_grad and torch.is_grad_enabled():
+        blocks = _blocks_weight(w)
+    else:
+        key = (w._version, w.data_ptr())
+        if getattr(self, "_old_blocks", (None,))[0] != key:
+            with torch.no_grad():
+                self._old_blocks = (key, _blocks_weight(w))
+        blocks = self._old_blocks[1]
+    b, cin, n1, n2 = x.shape
+    m1, m2 = self.modes1, self.modes2
+    cout, k1 = blocks.shape[2] // 2, 2 * m1 - 1
+    ax, fz, gz, hx = _dft_constants(n1, n2, m1, m2, x.dtype, str(x.device))
+    q = (x.reshape(-1, n2) @ ax).view(b * cin, 2 * n1, m2)
+    p = _bmm_left(fz, q)
+    low = p.view(b, cin, k1, 2, m2).permute(2, 4, 0, 1, 3).reshape(k1 * m2, b, 2 * cin)
+    y = torch.bmm(low, blocks).view(k1, m2, b, cout, 2)
+    y = y.permute(2, 3, 0, 4, 1).reshape(b * cout, 2 * k1, m2)
+    z = _bmm_left(gz, y).view(-1, 2 * m2)
+    out = z @ hx if add is None else torch.addmm(add.reshape(-1, n2), z, hx)
+    return out.view(b, cout, n1, n2)
 
 
 def machine() -> str:
@@ -92,8 +132,9 @@ def set_variant(net: torch.nn.Module, name: str) -> None:
     net.channels_last = cl
     for m in net.modules():
         if isinstance(m, SpectralConv2d):
-            if impl == "legacy":
-                m.forward = types.MethodType(_legacy_forward, m)
+            if impl in ("legacy", "blocks"):
+                m.forward = types.MethodType(
+                    _legacy_forward if impl == "legacy" else _blocks_forward, m)
             else:
                 m.__dict__.pop("forward", None)
                 m.impl = impl

@@ -177,43 +177,57 @@ def _bmm_left(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.bmm(a.expand(x.shape[0], *a.shape), x)
 
 
-def _spectral_matmul(x: torch.Tensor, blocks: torch.Tensor, m1: int, m2: int,
+def _spectral_matmul(x: torch.Tensor, wcat: torch.Tensor, m1: int, m2: int,
                      add: torch.Tensor | None = None) -> torch.Tensor:
     """The spectral convolution of channels-first ``x (B, cin, n1, n2)`` by real matmuls only.
 
     Why: only ``(2*m1-1) x m2`` of the ``n1 x (n2/2+1)`` Fourier coefficients are kept, so the
     truncated DFT as dense matrices costs a few times an FFT's flops but runs as a few large
     MKL GEMMs, with none of the FFT's layout copies, zero-filled spectra or scatter; complex
-    numbers are interleaved real pairs, so every step is one matmul on a view of the last
+    numbers are interleaved real pairs, so every DFT step is one matmul on a view of the last
     (measured in ``benchmarks/operator_cpu.py``). Equal to the FFT path to round-off (tested).
-    ``blocks`` is the weight as :func:`_real_weight` lays it out; ``add`` (``(B, cout, n1,
+    ``wcat`` is the weight as :func:`_real_weight` lays it out; ``add`` (``(B, cout, n1,
     n2)``, contiguous) is added by the last GEMM (no extra pass).
     """
     b, cin, n1, n2 = x.shape
-    cout, k1 = blocks.shape[2] // 2, 2 * m1 - 1
+    cout, k1 = wcat.shape[2] // 2, 2 * m1 - 1
     ax, fz, gz, hx = _dft_constants(n1, n2, m1, m2, x.dtype, str(x.device))
     q = (x.reshape(-1, n2) @ ax).view(b * cin, 2 * n1, m2)  # rows (node, re/im)
     p = _bmm_left(fz, q)  # (B*cin, 2*k1, m2): rows (z-mode, re/im), columns x-modes
-    low = p.view(b, cin, k1, 2, m2).permute(2, 4, 0, 1, 3).reshape(k1 * m2, b, 2 * cin)
-    y = torch.bmm(low, blocks).view(k1, m2, b, cout, 2)
-    y = y.permute(2, 3, 0, 4, 1).reshape(b * cout, 2 * k1, m2)  # rows (z-mode, re/im)
+    low = p.view(b, cin, k1, 2, m2).permute(2, 4, 3, 0, 1).reshape(k1 * m2, 2 * b, cin)
+    y = _complex_mix(low, wcat).view(k1, m2, 2, b, cout)
+    y = y.permute(3, 4, 0, 2, 1).reshape(b * cout, 2 * k1, m2)  # rows (z-mode, re/im)
     z = _bmm_left(gz, y).view(-1, 2 * m2)  # (B*cout*n1, 2*m2): per node [re | im]
     out = z @ hx if add is None else torch.addmm(add.reshape(-1, n2), z, hx)
     return out.view(b, cout, n1, n2)
 
 
 def _real_weight(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Complex weights ``(cin, cout, k1, k2)`` as real blocks ``(k1*k2, 2*cin, 2*cout)``.
+    """Complex weights ``(cin, cout, k1, k2)`` as real ``(k1*k2, cin, 2*cout)``: per mode
+    ``[Re w | Im w]`` side by side, for :func:`_complex_mix`.
 
-    Rows and columns interleave real and imaginary parts (``2*i`` real, ``2*i+1`` imaginary),
-    as ``view_as_real`` lays out a complex vector, so ``[xr, xi] @ [[wr, wi], [-wi, wr]]`` is
-    ``[Re(x w), Im(x w)]``.
+    One copy of the weight (a permute of its ``view_as_real``), and one back in its gradient: the
+    2x2 real blocks ``[[wr, wi], [-wi, wr]]`` used before were twice the size and took two stacks
+    and a negation per training step (12 % of a ``paper`` step, profiled; issue 12).
     """
-    cin, cout = weight.shape[:2]
-    w = weight.permute(2, 3, 0, 1).reshape(-1, cin, cout)
-    wr, wi = w.real.to(dtype), w.imag.to(dtype)
-    blocks = torch.stack([torch.stack([wr, wi], dim=-1), torch.stack([-wi, wr], dim=-1)], dim=2)
-    return blocks.reshape(w.shape[0], 2 * cin, 2 * cout)
+    cin, cout, k1, k2 = weight.shape
+    w = torch.view_as_real(weight).permute(2, 3, 0, 4, 1).reshape(k1 * k2, cin, 2 * cout)
+    return w.to(dtype)
+
+
+def _complex_mix(x: torch.Tensor, wcat: torch.Tensor) -> torch.Tensor:
+    """Per mode, complex ``x @ w`` by one real batched matmul (MKL's batched sgemm).
+
+    ``x (k, 2*B, cin)``: rows ``[Re x; Im x]`` (the real parts of the B rows, then their imaginary
+    parts); ``wcat (k, cin, 2*cout)``: ``[Re w | Im w]`` (:func:`_real_weight`). The product
+    ``[xr; xi] @ [wr | wi]`` holds the four real products; two small passes over the output
+    combine them. Returns ``(k, 2*B, cout)``, rows ``[Re(x w); Im(x w)]``.
+    """
+    b, cout = x.shape[1] // 2, wcat.shape[2] // 2
+    p = torch.bmm(x, wcat)
+    rr, ri = p[:, :b, :cout], p[:, :b, cout:]  # xr wr, xr wi
+    ir, ii = p[:, b:, :cout], p[:, b:, cout:]  # xi wr, xi wi
+    return torch.cat([rr - ii, ri + ir], dim=1)
 
 
 def _mix_real(low: torch.Tensor, weight: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -222,20 +236,22 @@ def _mix_real(low: torch.Tensor, weight: torch.Tensor, channels_last: bool) -> t
     Why not ``einsum`` on complex tensors: on CPU it becomes a complex batched matmul over the
     modes that PyTorch runs with one small copy per mode (thousands of ``copy_`` and ``select``
     calls per FWI iteration, forward and backward). Stacking real and imaginary parts makes it
-    one real ``bmm`` (MKL's batched sgemm) over the ``k1*k2`` modes, and its backward two more.
-    Same weights, same result to round-off (tested against ``einsum``). Returns a complex view
-    in the layout of ``low``.
+    one real ``bmm`` (MKL's batched sgemm) over the ``k1*k2`` modes (:func:`_complex_mix`), and
+    its backward two more. Same weights, same result to round-off (tested against ``einsum``).
+    Returns a complex view in the layout of ``low``.
     """
     cout = weight.shape[1]
     xr = torch.view_as_real(low)
     if channels_last:  # (B, k1, k2, cin, 2)
         b, k1, k2, cin = low.shape
-        xr = xr.reshape(b, k1 * k2, 2 * cin).transpose(0, 1)
+        xr = xr.permute(1, 2, 4, 0, 3)
     else:  # (B, cin, k1, k2, 2)
         b, cin, k1, k2 = low.shape
-        xr = xr.permute(2, 3, 0, 1, 4).reshape(k1 * k2, b, 2 * cin)
-    y = torch.bmm(xr, _real_weight(weight, xr.dtype)).view(k1, k2, b, cout, 2)
-    return torch.view_as_complex(y.permute((2, 0, 1, 3, 4) if channels_last else (2, 3, 0, 1, 4)))
+        xr = xr.permute(2, 3, 4, 0, 1)
+    y = _complex_mix(xr.reshape(k1 * k2, 2 * b, cin), _real_weight(weight, xr.dtype))
+    y = y.view(k1, k2, 2, b, cout)
+    return torch.view_as_complex(y.permute((3, 0, 1, 4, 2) if channels_last else (3, 4, 0, 1, 2))
+                                 .contiguous())
 
 
 class SpectralConv3d(nn.Module):
