@@ -146,8 +146,8 @@ def test_backward_works_after_inference_mode():
     assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
-def test_frozen_weight_blocks_are_kept_until_the_weight_changes():
-    """Without a gradient to the weights (prediction, FWI) their real blocks are built once
+def test_frozen_real_weights_are_kept_until_the_weight_changes():
+    """Without a gradient to the weights (prediction, FWI) their real layout is built once
     and reused; an in-place change of the weights (an optimizer step, a loaded state) rebuilds
     them, and a cache made under inference mode still serves a later gradient in the input."""
     torch.manual_seed(0)
