@@ -8,7 +8,7 @@ and 4 130 with bf16 + compile; ``paper3d`` (249 M parameters) at 10 samples per 
 about 70 samples/s: 55x less throughput, so 55x less data per unit of compute, which is what
 limits accuracy here (PAPER.md: with 4 800 samples a 2-D FNO overfits, with 20 000 it does not).
 A width-32, 24-mode ``fno2d`` reached validation relative L2 0.332 after 2.3 minutes on 10 936
-samples on one H200, and 0.253 (0.2514 on fresh samples) after 74 epochs (about 3.5 hours) on
+samples on one H200, and 0.250 (0.2485 on fresh samples) after 92 epochs (about 4.2 hours) on
 4 800 samples with d4 augmentation on two CPU cores (the shipped model; BENCHMARKS.md); the paper's
 3-D FNO reached 0.273 after about 18 h on six V100s.
 
