@@ -74,7 +74,7 @@ class SpectralConv2d(nn.Module):
     #: - ``"einsum"``: FFTs and a complex ``einsum`` (earlier releases; the tests' reference).
     impl: str = "matmul"
 
-    def _real_weight(self, dtype: torch.dtype) -> torch.Tensor:
+    def _mix_weight(self, dtype: torch.dtype) -> torch.Tensor:
         """:func:`_real_weight` of the weight; kept while the weight does not change and no
         gradient flows to it (FWI, prediction), rebuilt (differentiably) in training."""
         w = self.weight
@@ -104,7 +104,7 @@ class SpectralConv2d(nn.Module):
         if self.impl == "matmul" and not channels_last:
             with torch.autocast(x.device.type, enabled=False):
                 x = _fft_dtype(x)
-                return _spectral_matmul(x, self._real_weight(x.dtype), m1, m2, None if add is None
+                return _spectral_matmul(x, self._mix_weight(x.dtype), m1, m2, None if add is None
                                         else add.to(x.dtype).contiguous())
         # Index the two frequency axes the same way in both layouts.
         at = (lambda i, j: (slice(None), i, j)) if channels_last else (lambda i, j: (..., i, j))
