@@ -14,27 +14,33 @@ table per thread count:
   ``quick`` (width 32, 16 modes, 50 outputs) and the shipped ``paper`` (width 32, 24 modes,
   100 outputs) architectures at batch N, reported as samples/s. ``legacy`` steps PyTorch's
   default AdamW (single-tensor on CPU), as training did before; the others training's own
-  (``make_optimizer``: multi-tensor, the same arithmetic).
+  (``make_optimizer``: fused for real weights, multi-tensor for complex ones).
 
-Variants: ``matmul-cf`` (the default since issue 12: channels-first, the kept Fourier modes by
-truncated DFT matrices, every step a real matmul), ``matmul-blocks`` (the same with the channel
-mix's weights as 2x2 real blocks, as until 2026-12-03), ``fft-cf`` and ``fft-cl`` (FFTs with a real
-batched matmul for the channel mix, channels-first or channels-last), and ``legacy`` (the code
-before issue 12, kept in this file: FFTs, a complex einsum, channels-last). Each case runs every
+Variants, each a copy of the network with the same weights: ``matmul-cf`` (the default since
+issue 12: channels-first, the kept Fourier modes by truncated DFT matrices, every step a real
+matmul, real weights in the channel mix's layout), ``matmul-blocks`` (the same with complex
+weights, turned into 2x2 real blocks at every step, as until 2026-12-03), ``fft-cf`` and
+``fft-cl`` (FFTs with a real batched matmul for the channel mix, channels-first or
+channels-last), and ``legacy`` (the code before issue 12, kept in this file: FFTs, a complex
+einsum, channels-last, complex weights). Each case runs every
 variant in turn, ``--repeat`` times, and keeps each one's fastest: compare the ratio column,
-which is robust to the load of a shared machine.
+which is robust to the load of a shared machine. Like the ``seisfno`` command, the script keeps
+freed memory for reuse (:func:`seisfno.keep_freed_memory`, for every variant alike); run it with
+``SEISFNO_MALLOC=system`` to measure glibc's defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import platform
 import time
-import types
 
 import torch
+from torch import nn
 
+from seisfno import keep_freed_memory
 from seisfno.inversion import OperatorForward, default_sources
 from seisfno.operator import build_model, load_model
 from seisfno.operator.spectral import SpectralConv2d
@@ -127,17 +133,34 @@ def machine() -> str:
             + (", built with MKL FFT" if "MKL" in cfg else ""))
 
 
-def set_variant(net: torch.nn.Module, name: str) -> None:
+class _ComplexSpectral(nn.Module):
+    """A spectral layer as it was before 2026-12-03: complex weights ``(cin, cout, k1, k2)``,
+    computed by the old code (``forward``: :func:`_legacy_forward` or :func:`_blocks_forward`)."""
+
+    def __init__(self, layer: SpectralConv2d, forward) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = layer.in_channels, layer.out_channels
+        self.modes1, self.modes2 = layer.modes1, layer.modes2
+        self.weight = nn.Parameter(layer.complex_weight().detach().clone(),
+                                   requires_grad=layer.weight.requires_grad)
+        self._forward = forward
+
+    def forward(self, x, channels_last=False, add=None):
+        return self._forward(self, x, channels_last, add)
+
+
+def variant_net(net: nn.Module, name: str) -> nn.Module:
+    """A copy of the FNO2d ``net`` (same weights) computing as variant ``name`` does."""
     impl, cl = VARIANTS[name]
+    net = copy.deepcopy(net)
     net.channels_last = cl
-    for m in net.modules():
-        if isinstance(m, SpectralConv2d):
-            if impl in ("legacy", "blocks"):
-                m.forward = types.MethodType(
-                    _legacy_forward if impl == "legacy" else _blocks_forward, m)
-            else:
-                m.__dict__.pop("forward", None)
-                m.impl = impl
+    for i, m in enumerate(net.spectral):
+        if impl in ("legacy", "blocks"):
+            net.spectral[i] = _ComplexSpectral(
+                m, _legacy_forward if impl == "legacy" else _blocks_forward)
+        else:
+            m.impl = impl
+    return net
 
 
 def best_time(fn, repeat: int) -> float:
@@ -150,41 +173,48 @@ def best_time(fn, repeat: int) -> float:
     return best
 
 
-def fwi_case():
+def fwi_case(variants: list[str]):
     model = load_model("quick")
-    fwd = OperatorForward(model)
     src = default_sources(model.preset.grid)
     v = torch.full(model.preset.grid.shape, 3000.0, requires_grad=True)
+    fwds = {}
+    for name in variants:
+        m = copy.deepcopy(model)
+        m.net = variant_net(model.net, name)
+        fwds[name] = OperatorForward(m)
 
     def step(variant: str):
-        u = fwd(v, src)
+        u = fwds[variant](v, src)
         torch.autograd.grad(u.square().sum(), v)
-    return model.net, step, 1
+    return step, 1
 
 
-def train_case(preset: str, batch: int):
+def train_case(preset: str, batch: int, variants: list[str]):
     nt, modes = (50, 16) if preset == "quick" else (100, 24)
     torch.manual_seed(0)
-    net = build_model("fno2d", nt_out=nt, width=32, modes=modes)
+    net0 = build_model("fno2d", nt_out=nt, width=32, modes=modes)
+    nets = {name: variant_net(net0, name) for name in variants}
     # legacy: PyTorch's default AdamW (on CPU its single-tensor loop), as training ran before;
-    # the others: training's own optimizer (seisfno.operator.train.make_optimizer, foreach)
-    opts = {"legacy": torch.optim.AdamW(net.parameters(), lr=1e-4, weight_decay=0.01),
-            "new": make_optimizer(net, 1e-4, 0.01)}
+    # the others: training's own optimizer (seisfno.operator.train.make_optimizer: fused for
+    # real weights, multi-tensor for the complex ones of matmul-blocks)
+    opts = {name: torch.optim.AdamW(net.parameters(), lr=1e-4, weight_decay=0.01)
+            if name == BASELINE else make_optimizer(net, 1e-4, 0.01)
+            for name, net in nets.items()}
     x, y = torch.randn(batch, 4, 64, 64), torch.randn(batch, nt, 64, 64)
 
     def step(variant: str):
-        opt = opts["legacy" if variant == BASELINE else "new"]
+        net, opt = nets[variant], opts[variant]
         opt.zero_grad(set_to_none=True)
         p = net(x)
         ((p - y).square().sum() / y.square().sum()).backward()
         opt.step()
-    return net, step, batch
+    return step, batch
 
 
-CASES = {"fwi": fwi_case, "train quick b8": lambda: train_case("quick", 8),
-         "train quick b16": lambda: train_case("quick", 16),
-         "train paper b8": lambda: train_case("paper", 8),
-         "train paper b16": lambda: train_case("paper", 16)}
+CASES = {"fwi": fwi_case, "train quick b8": lambda v: train_case("quick", 8, v),
+         "train quick b16": lambda v: train_case("quick", 16, v),
+         "train paper b8": lambda v: train_case("paper", 8, v),
+         "train paper b16": lambda v: train_case("paper", 16, v)}
 
 
 def main() -> None:
@@ -194,18 +224,19 @@ def main() -> None:
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = ap.parse_args()
-    print(f"{datetime.date.today()} - {machine()}\n")
+    kept = keep_freed_memory()  # as the seisfno command, fit and invert do
+    print(f"{datetime.date.today()} - {machine()}; malloc: "
+          f"{'freed memory kept (seisfno.keep_freed_memory)' if kept else 'system defaults'}\n")
     variants = list(dict.fromkeys(args.variants + [BASELINE]))
     for threads in args.threads:
         torch.set_num_threads(threads)
         print(f"threads {threads}\n\n| case | variant | s/step | samples/s | speed-up vs "
               f"{BASELINE} |\n| --- | --- | --- | --- | --- |")
         for case in args.cases:
-            net, step, n = CASES[case]()
+            step, n = CASES[case](variants)
             times = {}
             for _ in range(args.repeat):  # variants interleaved: the same load for each
                 for name in variants:
-                    set_variant(net, name)
                     times[name] = min(times.get(name, float("inf")),
                                   best_time(lambda name=name, step=step: step(name), 1))
             for name in variants:

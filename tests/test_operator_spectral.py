@@ -15,7 +15,7 @@ def _identity2d(layer):
     with torch.no_grad():
         layer.weight.zero_()
         for c in range(layer.in_channels):
-            layer.weight[c, c] = 1.0
+            layer.weight[:, :, c, 0, c] = 1.0  # real part 1 on the diagonal, every mode
 
 
 @pytest.mark.parametrize("shape", [(16, 16), (17, 15), (15, 20), (9, 9)])
@@ -99,7 +99,7 @@ def test_fast_spectral_paths_match_the_einsum_reference(impl, channels_last, siz
     n1, n2, m1, m2 = size
     torch.manual_seed(3)
     layer = SpectralConv2d(3, 5, m1, m2)
-    layer.weight.data = layer.weight.data.to(torch.complex128)
+    layer.double()
     x = torch.randn(2, 3, n1, n2, dtype=torch.float64, requires_grad=True)
     xin = x.permute(0, 2, 3, 1) if channels_last else x
     out = {}
@@ -146,27 +146,23 @@ def test_backward_works_after_inference_mode():
     assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
-def test_frozen_real_weights_are_kept_until_the_weight_changes():
-    """Without a gradient to the weights (prediction, FWI) their real layout is built once
-    and reused; an in-place change of the weights (an optimizer step, a loaded state) rebuilds
-    them, and a cache made under inference mode still serves a later gradient in the input."""
+def test_weights_of_format_1_load_exactly():
+    """Models saved before 2026-12-03 stored complex ``(cin, cout, k1, k2)`` weights; loading
+    converts them to the real layout without changing a value, and the layer computes with them
+    what the complex einsum reference computes."""
+    from seisfno.operator.spectral import complex_layout, mix_layout
+
     torch.manual_seed(0)
+    old = torch.randn(3, 2, 5, 3, dtype=torch.cfloat)  # cin 3, cout 2, modes 3 x 3
     layer = SpectralConv2d(3, 2, 3, 3)
-    x = torch.randn(2, 3, 9, 9)
+    layer.load_state_dict({"weight": old})
+    assert layer.weight.dtype == torch.float32 and layer.weight.shape == (5, 3, 3, 2, 2)
+    assert torch.equal(layer.complex_weight(), old)
+    assert torch.equal(layer.weight[1, 2, 0, 1, 1], old[0, 1, 1, 2].imag)
+    assert torch.equal(complex_layout(mix_layout(old)), old)
+    x = torch.randn(2, 3, 9, 8)
     ref = SpectralConv2d(3, 2, 3, 3)
     ref.impl = "einsum"
-    with torch.inference_mode():
-        layer(x)
-    cached = layer._cache[1]
-    layer.weight.requires_grad_(False)
-    xg = x.clone().requires_grad_()
-    layer(xg).square().sum().backward()  # FWI-like: the gradient flows to the input only
-    assert layer._cache[1] is cached and torch.isfinite(xg.grad).all()
+    ref.load_state_dict(layer.state_dict())  # the new format loads as it is
     with torch.no_grad():
-        layer.weight.mul_(2.0)  # in place, as an optimizer or load_state_dict changes it
-        ref.weight.copy_(layer.weight)
         torch.testing.assert_close(layer(x), ref(x), rtol=1e-5, atol=1e-6)
-    assert layer._cache[1] is not cached
-    layer.weight.requires_grad_(True)
-    layer(x).sum().backward()  # training: built differentiably, the weight gets its gradient
-    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0

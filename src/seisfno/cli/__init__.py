@@ -16,6 +16,7 @@ import importlib
 import sys
 
 from .._errors import SeisfnoError
+from .._memory import keep_freed_memory
 from ._app import app
 
 #: Exit status of a user error (bad input, unusable file).
@@ -48,6 +49,7 @@ def _one_line(e: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``seisfno`` command."""
+    keep_freed_memory()
     try:
         app(args=argv, standalone_mode=True)
     except SystemExit:

@@ -2,7 +2,7 @@
 
 A model ``M`` is two files, ``M.safetensors`` (the network's tensors) and ``M.json`` (the card)::
 
-    {"format": "seisfno-operator", "format_version": 1,
+    {"format": "seisfno-operator", "format_version": 2,
      "arch": "fno2d", "arch_args": {...},           # rebuilds the network
      "normalization": {...},                        # encoding.Normalization
      "preset": {...},                               # physics.Preset.to_dict()
@@ -11,6 +11,11 @@ A model ``M`` is two files, ``M.safetensors`` (the network's tensors) and ``M.js
 
 :func:`load_model` accepts a run directory (``RUN/model.*``), a path to either file or its stem,
 or the name of a shipped model (``src/seisfno/operator/pretrained/<name>.*``).
+
+Format versions: 2 (since 2026-12-03) stores the 2-D spectral weights as real ``(k1, k2, cin,
+2, cout)`` arrays (:func:`~.spectral.mix_layout`); 1 stored them complex ``(cin, cout, k1,
+k2)``. Both are read (version 1 weights are converted on loading, exactly); what is saved is
+version 2, which releases before 2026-12-03 refuse with a message naming the version.
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ from .encoding import Normalization, decode_wavefield, encode_inputs
 from .registry import build_model
 
 FORMAT = "seisfno-operator"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Card versions :func:`read_card` accepts (see the module docstring).
+READ_VERSIONS = (1, 2)
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
 
@@ -274,10 +281,10 @@ def read_card(path: Path) -> dict:
         raise SeisfnoError(f"model card {path} is corrupt: {e}") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         raise SeisfnoError(f"{path} is not a seisfno operator model card")
-    if card.get("format_version") != FORMAT_VERSION:
+    if card.get("format_version") not in READ_VERSIONS:
         raise SeisfnoError(
             f"{path} has model format version {card.get('format_version')!r}; this seisfno "
-            f"({__version__}) reads version {FORMAT_VERSION}")
+            f"({__version__}) reads versions {', '.join(map(str, READ_VERSIONS))}")
     return card
 
 

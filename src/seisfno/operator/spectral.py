@@ -36,9 +36,27 @@ def _fft_dtype(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
-def _init_weight(cin: int, cout: int, *shape: int) -> nn.Parameter:
+def _init_weight(cin: int, cout: int, *shape: int) -> torch.Tensor:
     scale = 1.0 / (cin * cout)
-    return nn.Parameter(scale * torch.rand(cin, cout, *shape, dtype=torch.cfloat))
+    return scale * torch.rand(cin, cout, *shape, dtype=torch.cfloat)
+
+
+def mix_layout(weight: torch.Tensor) -> torch.Tensor:
+    """Complex 2-D spectral weights ``(cin, cout, k1, k2)`` as the real parameter of
+    :class:`SpectralConv2d`, ``(k1, k2, cin, 2, cout)``: per mode ``[Re w | Im w]`` side by side.
+
+    The layout that :func:`_complex_mix` multiplies by, so that a training step uses the
+    parameter as it is (no copy, none in its gradient) and the optimizer can be the fused AdamW,
+    which takes real parameters only. Models saved before 2026-12-03 (format version 1) stored the
+    complex layout; :meth:`SpectralConv2d._load_from_state_dict` converts them with this.
+    """
+    return torch.view_as_real(weight).permute(2, 3, 0, 4, 1).contiguous()
+
+
+def complex_layout(weight: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`mix_layout`: ``(k1, k2, cin, 2, cout)`` real to ``(cin, cout, k1,
+    k2)`` complex (differentiable; the FFT and einsum paths and the tests use it)."""
+    return torch.view_as_complex(weight.permute(2, 4, 0, 1, 3).contiguous())
 
 
 class SpectralConv2d(nn.Module):
@@ -53,9 +71,11 @@ class SpectralConv2d(nn.Module):
 
     Attributes
     ----------
-    weight : Parameter, complex64, shape (in_channels, out_channels, 2*modes1-1, modes2)
-        Row ``i < modes1`` multiplies frequency ``i``, row ``modes1 + j`` frequency
-        ``j - modes1 + 1`` (negative frequencies, increasing).
+    weight : Parameter, float32, shape (2*modes1-1, modes2, in_channels, 2, out_channels)
+        The complex weights, real and imaginary parts side by side (:func:`mix_layout`;
+        :meth:`complex_weight` gives them as ``(in_channels, out_channels, 2*modes1-1, modes2)``
+        complex). Along the first axis, index ``i < modes1`` multiplies frequency ``i``, index
+        ``modes1 + j`` frequency ``j - modes1 + 1`` (negative frequencies, increasing).
     """
 
     def __init__(self, in_channels: int, out_channels: int, modes1: int, modes2: int) -> None:
@@ -64,7 +84,8 @@ class SpectralConv2d(nn.Module):
             raise SeisfnoError("spectral layers need at least one mode per axis")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.modes1, self.modes2 = modes1, modes2
-        self.weight = _init_weight(in_channels, out_channels, 2 * modes1 - 1, modes2)
+        self.weight = nn.Parameter(mix_layout(
+            _init_weight(in_channels, out_channels, 2 * modes1 - 1, modes2)))
 
     #: How the layer is computed; all give the same result to round-off:
     #:
@@ -74,19 +95,16 @@ class SpectralConv2d(nn.Module):
     #: - ``"einsum"``: FFTs and a complex ``einsum`` (earlier releases; the tests' reference).
     impl: str = "matmul"
 
-    def _mix_weight(self, dtype: torch.dtype) -> torch.Tensor:
-        """:func:`_real_weight` of the weight; kept while the weight does not change and no
-        gradient flows to it (FWI, prediction), rebuilt (differentiably) in training."""
-        w = self.weight
-        if (torch.is_grad_enabled() and w.requires_grad) or torch.compiler.is_compiling():
-            return _real_weight(w, dtype)
-        key = (w.data_ptr(), w._version, dtype, w.device)
-        cache = getattr(self, "_cache", None)
-        if cache is None or cache[0] != key:
-            # an ordinary tensor even under inference mode: a later FWI saves it for backward
-            with torch.inference_mode(False), torch.no_grad():
-                cache = self._cache = (key, _real_weight(w, dtype))
-        return cache[1]
+    def complex_weight(self) -> torch.Tensor:
+        """The weights as complex ``(cin, cout, 2*modes1-1, modes2)`` (differentiable)."""
+        return complex_layout(self.weight)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "weight"
+        w = state_dict.get(key)
+        if w is not None and w.is_complex():  # saved before 2026-12-03 (format version 1)
+            state_dict[key] = mix_layout(w)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor, channels_last: bool = False,
                 add: torch.Tensor | None = None) -> torch.Tensor:
@@ -104,7 +122,7 @@ class SpectralConv2d(nn.Module):
         if self.impl == "matmul" and not channels_last:
             with torch.autocast(x.device.type, enabled=False):
                 x = _fft_dtype(x)
-                return _spectral_matmul(x, self._mix_weight(x.dtype), m1, m2, None if add is None
+                return _spectral_matmul(x, self.weight.to(x.dtype), m1, m2, None if add is None
                                         else add.to(x.dtype).contiguous())
         # Index the two frequency axes the same way in both layouts.
         at = (lambda i, j: (slice(None), i, j)) if channels_last else (lambda i, j: (..., i, j))
@@ -116,9 +134,9 @@ class SpectralConv2d(nn.Module):
             if self.impl != "einsum":
                 y = _mix_real(low, self.weight, channels_last)
             elif channels_last:
-                y = torch.einsum("bxyi,ioxy->bxyo", low, self.weight.to(low.dtype))
+                y = torch.einsum("bxyi,ioxy->bxyo", low, self.complex_weight().to(low.dtype))
             else:
-                y = torch.einsum("bixy,ioxy->boxy", low, self.weight.to(low.dtype))
+                y = torch.einsum("bixy,ioxy->boxy", low, self.complex_weight().to(low.dtype))
             shape = ((x.shape[0], n1, m2, self.out_channels) if channels_last
                      else (x.shape[0], self.out_channels, n1, m2))
             out = xf.new_zeros(shape)
@@ -177,7 +195,7 @@ def _bmm_left(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.bmm(a.expand(x.shape[0], *a.shape), x)
 
 
-def _spectral_matmul(x: torch.Tensor, wcat: torch.Tensor, m1: int, m2: int,
+def _spectral_matmul(x: torch.Tensor, weight: torch.Tensor, m1: int, m2: int,
                      add: torch.Tensor | None = None) -> torch.Tensor:
     """The spectral convolution of channels-first ``x (B, cin, n1, n2)`` by real matmuls only.
 
@@ -186,52 +204,42 @@ def _spectral_matmul(x: torch.Tensor, wcat: torch.Tensor, m1: int, m2: int,
     MKL GEMMs, with none of the FFT's layout copies, zero-filled spectra or scatter; complex
     numbers are interleaved real pairs, so every DFT step is one matmul on a view of the last
     (measured in ``benchmarks/operator_cpu.py``). Equal to the FFT path to round-off (tested).
-    ``wcat`` is the weight as :func:`_real_weight` lays it out; ``add`` (``(B, cout, n1,
-    n2)``, contiguous) is added by the last GEMM (no extra pass).
+    ``weight`` is the layer's parameter (:func:`mix_layout`); ``add`` (``(B, cout, n1, n2)``,
+    contiguous) is added by the last GEMM (no extra pass).
     """
     b, cin, n1, n2 = x.shape
-    cout, k1 = wcat.shape[2] // 2, 2 * m1 - 1
+    cout, k1 = weight.shape[-1], 2 * m1 - 1
     ax, fz, gz, hx = _dft_constants(n1, n2, m1, m2, x.dtype, str(x.device))
     q = (x.reshape(-1, n2) @ ax).view(b * cin, 2 * n1, m2)  # rows (node, re/im)
     p = _bmm_left(fz, q)  # (B*cin, 2*k1, m2): rows (z-mode, re/im), columns x-modes
     low = p.view(b, cin, k1, 2, m2).permute(2, 4, 3, 0, 1).reshape(k1 * m2, 2 * b, cin)
-    y = _complex_mix(low, wcat).view(k1, m2, 2, b, cout)
+    y = _complex_mix(low, weight).view(k1, m2, 2, b, cout)
     y = y.permute(3, 4, 0, 2, 1).reshape(b * cout, 2 * k1, m2)  # rows (z-mode, re/im)
     z = _bmm_left(gz, y).view(-1, 2 * m2)  # (B*cout*n1, 2*m2): per node [re | im]
     out = z @ hx if add is None else torch.addmm(add.reshape(-1, n2), z, hx)
     return out.view(b, cout, n1, n2)
 
 
-def _real_weight(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Complex weights ``(cin, cout, k1, k2)`` as real ``(k1*k2, cin, 2*cout)``: per mode
-    ``[Re w | Im w]`` side by side, for :func:`_complex_mix`.
-
-    One copy of the weight (a permute of its ``view_as_real``), and one back in its gradient: the
-    2x2 real blocks ``[[wr, wi], [-wi, wr]]`` used before were twice the size and took two stacks
-    and a negation per training step (12 % of a ``paper`` step, profiled; issue 12).
-    """
-    cin, cout, k1, k2 = weight.shape
-    w = torch.view_as_real(weight).permute(2, 3, 0, 4, 1).reshape(k1 * k2, cin, 2 * cout)
-    return w.to(dtype)
-
-
-def _complex_mix(x: torch.Tensor, wcat: torch.Tensor) -> torch.Tensor:
+def _complex_mix(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Per mode, complex ``x @ w`` by one real batched matmul (MKL's batched sgemm).
 
     ``x (k, 2*B, cin)``: rows ``[Re x; Im x]`` (the real parts of the B rows, then their imaginary
-    parts); ``wcat (k, cin, 2*cout)``: ``[Re w | Im w]`` (:func:`_real_weight`). The product
-    ``[xr; xi] @ [wr | wi]`` holds the four real products; two small passes over the output
-    combine them. Returns ``(k, 2*B, cout)``, rows ``[Re(x w); Im(x w)]``.
+    parts); ``weight (k1, k2, cin, 2, cout)`` with ``k1*k2 = k``: ``[Re w | Im w]`` per mode
+    (:func:`mix_layout`). The product ``[xr; xi] @ [wr | wi]`` holds the four real products; two
+    small passes over the output combine them. Returns ``(k, 2*B, cout)``, rows ``[Re(x w);
+    Im(x w)]``. The 2x2 real blocks ``[[wr, wi], [-wi, wr]]`` used before were twice the size and
+    were built from the complex weights at every training step (12 % of a ``paper`` step; issue 12).
     """
-    b, cout = x.shape[1] // 2, wcat.shape[2] // 2
-    p = torch.bmm(x, wcat)
+    b, cin, cout = x.shape[1] // 2, x.shape[2], weight.shape[-1]
+    p = torch.bmm(x, weight.reshape(x.shape[0], cin, 2 * cout))
     rr, ri = p[:, :b, :cout], p[:, :b, cout:]  # xr wr, xr wi
     ir, ii = p[:, b:, :cout], p[:, b:, cout:]  # xi wr, xi wi
     return torch.cat([rr - ii, ri + ir], dim=1)
 
 
 def _mix_real(low: torch.Tensor, weight: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """``einsum("bixy,ioxy->boxy", low, weight)`` (or its channels-last form) as one real bmm.
+    """``einsum("bixy,ioxy->boxy", low, w)`` (or its channels-last form) as one real bmm, for
+    the complex weights ``w`` whose :func:`mix_layout` is ``weight``.
 
     Why not ``einsum`` on complex tensors: on CPU it becomes a complex batched matmul over the
     modes that PyTorch runs with one small copy per mode (thousands of ``copy_`` and ``select``
@@ -240,7 +248,7 @@ def _mix_real(low: torch.Tensor, weight: torch.Tensor, channels_last: bool) -> t
     its backward two more. Same weights, same result to round-off (tested against ``einsum``).
     Returns a complex view in the layout of ``low``.
     """
-    cout = weight.shape[1]
+    cout = weight.shape[-1]
     xr = torch.view_as_real(low)
     if channels_last:  # (B, k1, k2, cin, 2)
         b, k1, k2, cin = low.shape
@@ -248,7 +256,7 @@ def _mix_real(low: torch.Tensor, weight: torch.Tensor, channels_last: bool) -> t
     else:  # (B, cin, k1, k2, 2)
         b, cin, k1, k2 = low.shape
         xr = xr.permute(2, 3, 4, 0, 1)
-    y = _complex_mix(xr.reshape(k1 * k2, 2 * b, cin), _real_weight(weight, xr.dtype))
+    y = _complex_mix(xr.reshape(k1 * k2, 2 * b, cin), weight.to(xr.dtype))
     y = y.view(k1, k2, 2, b, cout)
     return torch.view_as_complex(y.permute((3, 0, 1, 4, 2) if channels_last else (3, 4, 0, 1, 2))
                                  .contiguous())
@@ -268,8 +276,8 @@ class SpectralConv3d(nn.Module):
             raise SeisfnoError("spectral layers need at least one mode per axis")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.modes1, self.modes2, self.modes3 = modes1, modes2, modes3
-        self.weight = _init_weight(in_channels, out_channels, 2 * modes1 - 1, 2 * modes2 - 1,
-                                   modes3)
+        self.weight = nn.Parameter(_init_weight(in_channels, out_channels, 2 * modes1 - 1,
+                                                2 * modes2 - 1, modes3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n1, n2, n3 = x.shape[-3:]
@@ -335,4 +343,5 @@ def n_params(module: nn.Module) -> int:
     return sum(p.numel() * (2 if p.is_complex() else 1) for p in module.parameters())
 
 
-__all__ = ["Pointwise", "SpectralConv2d", "SpectralConv3d", "lowpass", "n_params"]
+__all__ = ["Pointwise", "SpectralConv2d", "SpectralConv3d", "complex_layout", "lowpass",
+           "mix_layout", "n_params"]

@@ -45,12 +45,14 @@ import torch.distributed as dist
 from torch import nn
 
 from .._errors import SeisfnoError
+from .._memory import keep_freed_memory
 from .._progress import progress_bar, progress_enabled
 from .._version import __version__
 from ..physics import Preset
 from .checkpoint import _atomic_write, load_tensors, make_card, save_model, save_tensors
 from .encoding import Normalization, encode_inputs, encode_wavefield
 from .registry import build_model, default_args
+from .spectral import mix_layout
 from .train_checks import CompiledForward, check_arch, check_resume, read_state
 from .train_data import (
     ArraySource,
@@ -151,17 +153,22 @@ def _all_sum(x: torch.Tensor, world: int) -> torch.Tensor:
 
 
 def make_optimizer(net: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW over ``net``'s parameters, with the multi-tensor (``foreach``) implementation.
+    """AdamW over ``net``'s parameters: the fused implementation where it applies.
 
-    Why not the default (on CPU, PyTorch's single-tensor loop): it runs ~10 small parallel
-    kernels per parameter, and with the cores shared (a streaming run's reader thread, another
-    job) each of them waits. For the ``quick`` FNO (2.1 M complex spectral weights, 2 threads,
-    2026-12-02) a step took 10.6 ms single-tensor and 12.5 ms ``foreach`` on a quiet machine,
-    but 328 ms against 25 ms while another training run shared the two cores. Same arithmetic,
-    bit for bit (tested). On CUDA ``foreach`` is the default anyway; ``fused`` rejects complex
-    parameters.
+    Fused (one kernel per parameter) whenever every parameter is real and on the CPU or a CUDA
+    device, as in :class:`~.fno2d.FNO2d` since its spectral weights became real (issue 12):
+    for the ``quick`` FNO's 4.1 M parameters a step took 2.7 ms against 12.5 ms multi-tensor
+    (``foreach``) and 6.6 ms single-tensor, for the ``paper`` one's 9.3 M 5.8 against 29 and
+    39 ms (AVX2 kernels, 2 threads, 2026-12-03). The same arithmetic to round-off (a few
+    1e-7 relative; tested). Otherwise (complex weights: ``paper3d``) the multi-tensor loop: on a
+    CPU whose cores are shared (a streaming run's reader thread, another job) the single-tensor
+    one waits on each of its ~10 small parallel kernels per parameter (328 ms against 25 ms a
+    step, 2026-12-02).
     """
-    return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
+    params = list(net.parameters())
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay,
+                             **({"fused": True} if fused else {"foreach": True}))
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -180,10 +187,13 @@ def _load_state(ckpt: Path, net: nn.Module, opt: torch.optim.Optimizer, dev) -> 
     tensors = load_tensors(ckpt / "state.safetensors", dev)
     net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     sd = opt.state_dict()
+    params = [p for g in opt.param_groups for p in g["params"]]
     state: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("opt."):
             _, i, name = k.split(".", 2)
+            if v.is_complex() and not params[int(i)].is_complex():
+                v = mix_layout(v)  # a checkpoint of format 1: complex spectral weights
             state.setdefault(int(i), {})[name] = v.cpu() if name == "step" else v
     sd["state"] = state
     opt.load_state_dict(sd)
@@ -435,6 +445,7 @@ def _finish(run: _Run, history: list[dict], data_info: dict) -> TrainResult:
 
 def _fit_source(source, preset: Preset, out_dir, cfg: TrainConfig, data_info: dict | None,
                 device: str | None, progress: bool) -> TrainResult:
+    keep_freed_memory()  # every step reuses the last one's memory (seisfno._memory)
     run = _start(source, preset, Path(out_dir), cfg, device)
     _prepare(run, progress)
     history = _run_epochs(run, progress)
