@@ -24,9 +24,10 @@ weights, turned into 2x2 real blocks at every step, as until 2026-12-03), ``fft-
 channels-last), and ``legacy`` (the code before issue 12, kept in this file: FFTs, a complex
 einsum, channels-last, complex weights). Each case runs every
 variant in turn, ``--repeat`` times, and keeps each one's fastest: compare the ratio column,
-which is robust to the load of a shared machine. Like the ``seisfno`` command, the script keeps
-freed memory for reuse (:func:`seisfno.keep_freed_memory`, for every variant alike); run it with
-``SEISFNO_MALLOC=system`` to measure glibc's defaults.
+which is robust to the load of a shared machine. The last column is the median number of page
+faults of a timed step (memory the kernel had to map and zero). Like the ``seisfno`` command,
+the script keeps freed memory for reuse (:func:`seisfno.keep_freed_memory`, for every variant
+alike); run it with ``SEISFNO_MALLOC=system`` to measure glibc's defaults.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import argparse
 import copy
 import datetime
 import platform
+import resource
 import time
 
 import torch
@@ -163,14 +165,13 @@ def variant_net(net: nn.Module, name: str) -> nn.Module:
     return net
 
 
-def best_time(fn, repeat: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+def timed(fn) -> tuple[float, int]:
+    """Seconds and page faults (minor, the whole process) of one call of ``fn`` after a
+    warm-up call."""
+    fn()
+    f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
+    fn()
+    return time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
 
 
 def fwi_case(variants: list[str]):
@@ -231,17 +232,19 @@ def main() -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)
         print(f"threads {threads}\n\n| case | variant | s/step | samples/s | speed-up vs "
-              f"{BASELINE} |\n| --- | --- | --- | --- | --- |")
+              f"{BASELINE} | page faults/step |\n| --- | --- | --- | --- | --- | --- |")
         for case in args.cases:
             step, n = CASES[case](variants)
-            times = {}
+            times, faults = {}, {}
             for _ in range(args.repeat):  # variants interleaved: the same load for each
                 for name in variants:
-                    times[name] = min(times.get(name, float("inf")),
-                                  best_time(lambda name=name, step=step: step(name), 1))
+                    t, f = timed(lambda name=name, step=step: step(name))
+                    times[name] = min(times.get(name, float("inf")), t)
+                    faults.setdefault(name, []).append(f)
             for name in variants:
                 print(f"| {case} | {name} | {times[name]:.4f} | {n / times[name]:.1f} | "
-                      f"{times[BASELINE] / times[name]:.2f}x |")
+                      f"{times[BASELINE] / times[name]:.2f}x | "
+                      f"{sorted(faults[name])[len(faults[name]) // 2]} |")
         print()
 
 
