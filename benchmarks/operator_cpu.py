@@ -19,7 +19,8 @@ table per thread count:
 Variants, each a copy of the network with the same weights: ``matmul-cf`` (the default since
 issue 12: channels-first, the kept Fourier modes by truncated DFT matrices, every step a real
 matmul, real weights in the channel mix's layout), ``matmul-blocks`` (the same with complex
-weights, turned into 2x2 real blocks at every step, as until 2026-12-03), ``fft-cf`` and
+weights, turned into 2x2 real blocks at every step: the layer of the second pass, commit
+da5c18d), ``fft-cf`` and
 ``fft-cl`` (FFTs with a real batched matmul for the channel mix, channels-first or
 channels-last), and ``legacy`` (the code before issue 12, kept in this file: FFTs, a complex
 einsum, channels-last, complex weights). Each case runs every

@@ -112,3 +112,17 @@ def test_predict_is_differentiable(tmp_path):
     with torch.no_grad():
         fd = (f(v0 + eps * d) - f(v0 - eps * d)) / (2 * eps)
     assert float((g * d).sum()) == pytest.approx(float(fd), rel=1e-6)
+
+
+def test_saving_a_loaded_format_1_model_writes_format_2(tmp_path):
+    """The shipped models are stored in format 1; saved again, card and weights are format 2."""
+    from seisfno.operator import FORMAT_VERSION, save_model
+
+    m = load_model("quick")
+    assert m.card["format_version"] == 1
+    save_model(tmp_path / "again", m.net, m.card)
+    again = load_model(tmp_path / "again")
+    assert again.card["format_version"] == FORMAT_VERSION == 2
+    assert all(not p.is_complex() for p in again.net.parameters())
+    for a, b in zip(m.net.parameters(), again.net.parameters(), strict=True):
+        assert torch.equal(a, b)

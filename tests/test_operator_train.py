@@ -163,3 +163,21 @@ def test_training_optimizer_is_fused_adamw_same_steps_to_round_off():
         assert not torch.equal(pa, pb) or pa.numel() < 100  # really the other implementation
     net3 = build_model("paper3d", nt_out=4, width=4, modes=3, n_layers=1, projection=8)
     assert make_optimizer(net3, 1e-3, 0.0).defaults["foreach"] is True
+
+
+def test_optimizer_falls_back_where_fused_adamw_is_missing(monkeypatch):
+    """torch < 2.4 has no fused AdamW on the CPU (it raises): training then takes the
+    multi-tensor one instead of failing."""
+    from seisfno.operator import build_model
+
+    tr = importlib.import_module("seisfno.operator.train")  # the module, not the function
+    real = torch.optim.AdamW
+
+    def old_adamw(params, **kw):
+        if kw.get("fused"):
+            raise RuntimeError("`fused=True` requires all the params to be ... CUDA")
+        return real(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "AdamW", old_adamw)
+    opt = tr.make_optimizer(build_model("fno2d", nt_out=3, width=4, modes=3, n_layers=1), 1e-3, 0)
+    assert opt.defaults["foreach"] is True and not opt.defaults.get("fused")

@@ -268,6 +268,7 @@ def save_model(path: str | os.PathLike, net: nn.Module, card: dict,
     weights, cardp = p.with_suffix(".safetensors"), p.with_suffix(".json")
     save_tensors(weights, net.state_dict(), {"format": FORMAT,
                                              "format_version": str(FORMAT_VERSION)}, dtype=dtype)
+    card = {**card, "format_version": FORMAT_VERSION}  # what the weights are now, whatever card
     _atomic_write(cardp, (json.dumps(card, indent=2, sort_keys=False) + "\n").encode())
     return weights, cardp
 

@@ -102,7 +102,7 @@ class SpectralConv2d(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         key = prefix + "weight"
         w = state_dict.get(key)
-        if w is not None and w.is_complex():  # saved before 2026-12-03 (format version 1)
+        if w is not None and w.is_complex() and w.ndim == 4:  # format version 1 (before 2026-12-03)
             state_dict[key] = mix_layout(w)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 

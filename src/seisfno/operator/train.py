@@ -166,9 +166,12 @@ def make_optimizer(net: nn.Module, lr: float, weight_decay: float) -> torch.opti
     step, 2026-12-02).
     """
     params = list(net.parameters())
-    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay,
-                             **({"fused": True} if fused else {"foreach": True}))
+    if all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params):
+        try:
+            return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+        except RuntimeError:  # torch < 2.4 has no fused AdamW on the CPU
+            pass
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
 
 
 # --------------------------------------------------------------------------- checkpoints
