@@ -43,28 +43,36 @@ def test_loss_decreases_and_card(tmp_path):
     assert m.predict(v[:2], s[:2]).shape == (2, 6, 17, 17)
 
 
-def test_resume_gives_same_weights(tmp_path, monkeypatch):
+def _fit_killed_after_epoch_2(out, epochs, monkeypatch):
+    """``_fit(out, epochs)`` killed right after epoch 2's checkpoint."""
     tr = importlib.import_module("seisfno.operator.train")  # the module, not the function
-
-    _fit(tmp_path / "full", 4)
     save = tr._save_state
 
     def save_then_die(ckpt, net, opt, counters):
         save(ckpt, net, opt, counters)
         if counters["epoch"] == 2:
-            raise KeyboardInterrupt  # killed right after epoch 2's checkpoint
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr(tr, "_save_state", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        _fit(tmp_path / "cut", 4)
-    monkeypatch.setattr(tr, "_save_state", save)
+    with monkeypatch.context() as m:
+        m.setattr(tr, "_save_state", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            _fit(out, epochs)
+
+
+def _assert_same_weights(run_a, run_b):
+    a, b = load_tensors(run_a / "model.safetensors"), load_tensors(run_b / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_resume_gives_same_weights(tmp_path, monkeypatch):
+    _fit(tmp_path / "full", 4)
+    _fit_killed_after_epoch_2(tmp_path / "cut", 4, monkeypatch)
     assert not (tmp_path / "cut" / "model.json").exists()
     r = _fit(tmp_path / "cut", 4)
     assert r.epochs_run == 4 and len(r.history) == 2
-    a = load_tensors(tmp_path / "full" / "model.safetensors")
-    b = load_tensors(tmp_path / "cut" / "model.safetensors")
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    _assert_same_weights(tmp_path / "full", tmp_path / "cut")
     lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3, 4]
     again = _fit(tmp_path / "cut", 4)  # rerunning a finished run changes nothing
@@ -79,19 +87,8 @@ def test_resume_from_a_checkpoint_of_format_1(tmp_path, monkeypatch):
     from seisfno.operator.checkpoint import save_tensors
     from seisfno.operator.spectral import complex_layout
 
-    tr = importlib.import_module("seisfno.operator.train")
     _fit(tmp_path / "full", 3)
-    save = tr._save_state
-
-    def save_then_die(ckpt, net, opt, counters):
-        save(ckpt, net, opt, counters)
-        if counters["epoch"] == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(tr, "_save_state", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        _fit(tmp_path / "cut", 3)
-    monkeypatch.setattr(tr, "_save_state", save)
+    _fit_killed_after_epoch_2(tmp_path / "cut", 3, monkeypatch)
     state = tmp_path / "cut" / "checkpoint" / "state.safetensors"
     t = load_tensors(state)
     names = [n for n, _ in build_model("fno2d", nt_out=PRESET.nt_out, **ARGS).named_parameters()]
@@ -104,10 +101,7 @@ def test_resume_from_a_checkpoint_of_format_1(tmp_path, monkeypatch):
     save_tensors(state, old)
     r = _fit(tmp_path / "cut", 3)
     assert r.epochs_run == 3 and len(r.history) == 1
-    a = load_tensors(tmp_path / "full" / "model.safetensors")
-    b = load_tensors(tmp_path / "cut" / "model.safetensors")
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    _assert_same_weights(tmp_path / "full", tmp_path / "cut")
 
 
 def _ddp_worker(rank, world, port, out):

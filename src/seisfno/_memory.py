@@ -23,6 +23,7 @@ glibc caps the mmap threshold at 32 MiB; it is then set to that. The ``seisfno``
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 
@@ -35,21 +36,14 @@ TRIM_THRESHOLD = 1 << 30
 #: The highest mmap threshold glibc accepted before it lifted the cap (64-bit).
 _OLD_GLIBC_MMAP_MAX = 32 << 20
 
-_state: dict[str, bool] = {}
 
-
+@functools.cache
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds (see the module docstring), once per process.
 
     Returns whether the setting is in effect: ``False`` off Linux/glibc, or with
     ``SEISFNO_MALLOC=system``.
     """
-    if "on" not in _state:
-        _state["on"] = _apply()
-    return _state["on"]
-
-
-def _apply() -> bool:
     if os.environ.get("SEISFNO_MALLOC", "").strip().lower() == "system":
         return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":

@@ -34,7 +34,6 @@ import numpy as np
 import torch
 
 from .._errors import SeisfnoError
-from .._memory import keep_freed_memory
 from ..physics import AcousticSolver, Grid, Preset, homogeneous, validate_velocity
 from .forward import ForwardModel
 from .loop import (
@@ -338,7 +337,6 @@ def invert(forward: ForwardModel, sources: np.ndarray | None = None,
     """
     preset, dev = forward.preset, _device(forward)
     grid = preset.grid
-    keep_freed_memory()  # every iteration reuses the last one's memory (seisfno._memory)
     _check_options(iterations, lr, laplacian_weight, smooth_grad_m, lowpass_hz, time_limit_s,
                    check, check_every, check_patience)
     src = check_sources(sources, preset)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._memory import keep_freed_memory
 from .._progress import progress_bar
 from .rules import Rule
 from .survey import lowpass, record
@@ -157,6 +158,7 @@ def _first(reasons) -> str | None:
 
 def run_loop(run: Run, rules: Sequence[Rule]) -> tuple[str, bool]:
     """Step until the iteration count or a rule stops it: ``(stopped_reason, failed)``."""
+    keep_freed_memory()  # every iteration reuses the last one's memory (seisfno._memory)
     lo, hi = run.bounds_mps
     for k in range(run.iterations):
         sync(run.device)
