@@ -76,7 +76,11 @@ def test_augment_batch_transforms_the_target_too():
     for j, k in enumerate(ks):
         np.testing.assert_array_equal(ua[j].numpy(), transform_field(u[j], int(k)))
         np.testing.assert_array_equal(va[j].numpy(), transform_field(v[j], int(k)))
-    np.testing.assert_array_equal(v[0], synthetic_dataset(PRESET, 3, seed=2)[0][0])  # no aliasing
+        np.testing.assert_allclose(sa[j], transform_sources(s[j], int(k), PRESET.grid))
+    v0, s0, u0 = synthetic_dataset(PRESET, 3, seed=2)  # no aliasing: the inputs are unchanged
+    np.testing.assert_array_equal(v, v0)
+    np.testing.assert_array_equal(s, s0)
+    np.testing.assert_array_equal(u, u0)
 
 
 def test_non_square_grid(tmp_path, one_thread):

@@ -43,6 +43,15 @@ def test_loss_decreases_and_card(tmp_path):
     assert m.predict(v[:2], s[:2]).shape == (2, 6, 17, 17)
 
 
+def test_mse_loss_trains_and_records_the_relative_l2(tmp_path):
+    """With ``loss="mse"`` the epoch's training error is still the relative L2 (computed
+    without a gradient, as the ``rel_l2`` loss's own terms are not there to reuse)."""
+    r = _fit(tmp_path / "run", 6, loss="mse")
+    first, last = r.history[0]["train_rel_l2"], r.history[-1]["train_rel_l2"]
+    assert 0 < last < 0.9 * first < 2, (first, last)
+
+
+
 def _fit_killed_after_epoch_2(out, epochs, monkeypatch):
     """``_fit(out, epochs)`` killed right after epoch 2's checkpoint."""
     tr = importlib.import_module("seisfno.operator.train")  # the module, not the function
