@@ -253,3 +253,75 @@ def test_streaming_under_ddp_two_cpu_processes(store, tmp_path):
     assert res[0] == res[1] and np.isfinite(res[0]["val"])  # reduced over both ranks' shares
     card = json.loads((tmp_path / "model.json").read_text())
     assert card["training"]["world_size"] == 2 and card["training"]["data_mode"] == "stream"
+
+
+def test_auto_memory_rule_follows_the_available_memory(monkeypatch):
+    """Loaded whole up to 40 % of the memory available, never below the 512 MiB floor, and the
+    floor alone when psutil cannot tell."""
+    import types
+
+    import psutil
+
+    tr = importlib.import_module("seisfno.operator.train")
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: types.SimpleNamespace(
+        available=10 * 2**30))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert tr.in_memory_limit_bytes() == int(0.4 * 10 * 2**30)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun: two processes, a copy each
+    assert tr.in_memory_limit_bytes() == int(0.2 * 10 * 2**30)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: types.SimpleNamespace(
+        available=2**20))
+    assert tr.in_memory_limit_bytes() == tr.IN_MEMORY_AUTO_BYTES
+
+    def broken():
+        raise OSError("no /proc")
+
+    monkeypatch.setattr(psutil, "virtual_memory", broken)
+    assert tr.in_memory_limit_bytes() == tr.IN_MEMORY_AUTO_BYTES
+
+
+@pytest.mark.parametrize("limit,mode", [(0, "stream"), (2**40, "memory")])
+def test_train_picks_memory_or_streaming_by_the_limit(store, tmp_path, monkeypatch, one_thread,
+                                                       limit, mode):
+    from seisfno.operator import train
+
+    tr = importlib.import_module("seisfno.operator.train")
+    monkeypatch.setattr(tr, "in_memory_limit_bytes", lambda: limit)
+    train(store, tmp_path / "run", arch_args=ARGS, epochs=1, n_val=4, batch_size=4,
+          device="cpu", progress=False)
+    card = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert card["training"]["data_mode"] == mode
+
+
+def test_store_load_peaks_near_the_data_size(tmp_path, monkeypatch):
+    """``DatasetStore.load`` reads blocks of shards into its result: a store loaded whole for
+    training peaks near its size, where one zarr read of the whole array (as before) peaked at
+    twice it, and a permuted copy added a third (tracemalloc sees numpy's and zarr's buffers).
+    Out of order and repeated, the right samples come back."""
+    import tracemalloc
+
+    from seisfno.data import open_store
+    from seisfno.data import store as store_mod
+
+    preset = get_preset("quick", n=32, nt_out=40)
+    s = open_store(fake_store(tmp_path / "f.zarr", preset, 64, shard_size=4))
+    nbytes = 64 * 40 * 32 * 32 * 4
+    monkeypatch.setattr(store_mod, "READ_BLOCK_BYTES", nbytes // 16)  # a shard a block
+
+    def peak(load):
+        tracemalloc.start()
+        try:
+            load()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    assert peak(lambda: s.load(None)) < 1.4 * nbytes
+    assert peak(lambda: np.asarray(s.wavefield[:])) > 1.8 * nbytes  # why: zarr's own buffers
+    v, src, u = s.load(None)
+    np.testing.assert_array_equal(u, np.asarray(s.wavefield[:]))
+    v2, src2, u2 = s.load([13, 1, 13, 40])
+    np.testing.assert_array_equal(u2, u[[13, 1, 13, 40]])
+    np.testing.assert_array_equal(src2, src[[13, 1, 13, 40]])
+    np.testing.assert_array_equal(v2, v[[13, 1, 13, 40]])

@@ -36,7 +36,8 @@ def train(
     in_memory: bool = typer.Option(
         None, "--in-memory/--streaming",
         help="Load the training data whole (fast, needs its size in RAM) or stream it chunk by "
-             "chunk (bounded memory). Default: whole when it takes at most 512 MiB."),
+             "chunk (bounded memory). Default: whole when it takes at most 40 % of the memory "
+             "available (at least 512 MiB)."),
     progress: bool = typer.Option(True, help="Progress bar on stderr (on a terminal)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Nothing on stderr but errors."),
     threads: int = typer.Option(None, help="CPU threads."),

@@ -64,8 +64,29 @@ from .train_data import (
 )
 
 #: ``train`` loads a store whole (the fast path) when its training and validation data take at
-#: most this many bytes and ``in_memory`` is not given; larger stores are streamed.
+#: most this many bytes, or at most ``IN_MEMORY_AUTO_FRACTION`` of the memory available, and
+#: ``in_memory`` is not given; larger stores are streamed (:func:`in_memory_limit_bytes`).
 IN_MEMORY_AUTO_BYTES = 512 * 2**20
+IN_MEMORY_AUTO_FRACTION = 0.4
+
+
+def in_memory_limit_bytes() -> int:
+    """The most training data ``train`` loads whole by default: ``IN_MEMORY_AUTO_FRACTION`` of
+    the memory available now (``psutil``), shared by the processes of this machine under
+    ``torchrun`` (each loads its own copy), and at least ``IN_MEMORY_AUTO_BYTES``.
+
+    Why: streaming reads and decompresses every sample once per epoch, in a thread that shares
+    the cores with training; on two cores a streamed ``paper`` epoch took 12-20 % longer than one
+    from memory (issue 12, BENCHMARKS.md). Loaded whole, the data are read once.
+    """
+    try:
+        import psutil
+
+        avail = int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - no reading: the fixed floor
+        avail = 0
+    local = int(os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("WORLD_SIZE") or 1)
+    return max(IN_MEMORY_AUTO_BYTES, int(IN_MEMORY_AUTO_FRACTION * avail / max(1, local)))
 
 
 @dataclass
@@ -540,8 +561,8 @@ def train(data_path: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str
     in_memory : bool, optional
         ``True`` loads the training and validation samples whole (fastest; needs their size in
         RAM), ``False`` streams them chunk by chunk (memory bounded by a few chunks). Default:
-        whole when they take at most ``IN_MEMORY_AUTO_BYTES``, said on stderr when a bar would
-        be drawn.
+        whole when they take at most :func:`in_memory_limit_bytes` (40 % of the memory
+        available, at least 512 MiB), said on stderr when a bar would be drawn.
     """
     from ..data import open_store
 
@@ -564,7 +585,7 @@ def train(data_path: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str
     nbytes = (n_tr + n_val_) * 4 * store.preset.grid.nz * store.preset.grid.nx * (
         1 + store.preset.nt_out)
     if in_memory is None:
-        in_memory = nbytes <= IN_MEMORY_AUTO_BYTES
+        in_memory = nbytes <= in_memory_limit_bytes()
         if progress_enabled(progress):
             print(f"seisfno: {nbytes / 2**20:.0f} MiB of training data: "
                   + ("loading it whole (--streaming to stream it)" if in_memory else
@@ -585,5 +606,6 @@ def _jsonable(d: Any) -> Any:
         return str(d)
 
 
-__all__ = ["Divergence", "IN_MEMORY_AUTO_BYTES", "TimeBudget", "TrainConfig", "TrainResult",
-           "check_arch", "check_resume", "fit", "lr_factor", "rel_l2", "train"]
+__all__ = ["Divergence", "IN_MEMORY_AUTO_BYTES", "IN_MEMORY_AUTO_FRACTION", "TimeBudget",
+           "TrainConfig", "TrainResult", "check_arch", "check_resume", "fit",
+           "in_memory_limit_bytes", "lr_factor", "rel_l2", "train"]
