@@ -117,16 +117,22 @@ def _blocks_forward(self, x: torch.Tensor, channels_last: bool = False,
 
 
 def machine() -> str:
-    model, flags = platform.processor() or "?", set()
+    model, flags, info = platform.processor() or "?", set(), {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name":
+                    model = value.strip()
+                elif key == "flags":
+                    flags = set(value.split())
+                elif key in ("cpu family", "model") and key not in info:
+                    info[key] = value.strip()
     except OSError:
         pass
+    if info:  # a virtual machine may name every generation alike ("AMD EPYC")
+        model += f" (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
     simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     cfg = torch.__config__.show()
     return (f"{model}, {simd} ({torch.get_num_threads()} threads max); torch {torch.__version__}, "
