@@ -12,15 +12,17 @@ epochs 2 onwards, samples per second of training) and ``seisfno invert --forward
 (40 iterations, the command's own seconds per iteration). Each case runs old, new, new, old
 (``--rounds`` times that pair), in fresh processes one after the other, so that the machine's
 drift falls on both alike; the ratio is of the medians. The older code runs from ``--old-src``
-(``PYTHONPATH``), the new one from this checkout; both load the training data whole (older
-versions always did), and ``ATEN_CPU_CAPABILITY``/``MKL_ENABLE_INSTRUCTIONS`` pass through
-(``avx2`` emulates an AVX2-only CPU). Older versions do not know the ``method`` attribute of
-newer stores' velocity parameters: they read a hard-linked copy without it.
+(``PYTHONPATH``), the new one from this checkout; both load the training data whole
+(``--in-memory`` where the code has it; releases before streaming always did), and
+``ATEN_CPU_CAPABILITY``/``MKL_ENABLE_INSTRUCTIONS`` pass through (``avx2`` emulates an
+AVX2-only CPU). Older versions do not know the ``method`` attribute of newer stores' velocity
+parameters: they read a hard-linked copy without it.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -44,10 +46,17 @@ def _strip(o, key: str):
     return o
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system
+        shutil.copy2(src, dst)
+
+
 def old_compatible_store(store: Path, tmp: Path) -> Path:
     """A hard-linked copy of ``store`` whose root metadata lacks the newer ``method`` keys."""
     out = tmp / store.name
-    shutil.copytree(store, out, copy_function=os.link)
+    shutil.copytree(store, out, copy_function=_link_or_copy)
     meta = out / "zarr.json"
     attrs = _strip(json.loads(meta.read_text()), "method")
     meta.unlink()  # a hard link: never write through it
@@ -68,13 +77,20 @@ def _run(code: str, args: list[str], old_src: Path, threads: int, cwd: Path) -> 
     return r.stdout
 
 
+@functools.cache
+def knows_in_memory(code: str, old_src: Path, tmp: Path) -> bool:
+    """Whether this code's ``train`` takes ``--in-memory`` (releases before streaming always
+    loaded the data whole)."""
+    return "--in-memory" in _run(code, ["train", "--help"], old_src, 1, tmp)
+
+
 def train_seconds(code: str, store: Path, batch: int, epochs: int, extra: list[str],
                   old_src: Path, threads: int, tmp: Path, k: int) -> tuple[float, int]:
     """Mean seconds of epochs 2.., and the training samples of an epoch."""
     out = tmp / f"train-{store.stem}-{code}-b{batch}-{k}"
     args = ["train", "--data", str(store), "--out", str(out), "--epochs", str(epochs),
             "--n-val", "48", "--batch-size", str(batch), "--no-progress", *extra]
-    if code == "new":
+    if knows_in_memory(code, old_src, tmp):
         args.append("--in-memory")
     _run(code, args, old_src, threads, tmp)
     hist = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -104,6 +120,8 @@ def main() -> None:
     args = ap.parse_args()
     if not (args.old_src / "seisfno" / "__init__.py").exists():
         raise SystemExit(f"--old-src {args.old_src}: no seisfno package there")
+    if args.epochs < 2:
+        raise SystemExit("--epochs must be at least 2 (the first epoch is not timed)")
     extra = [a for kv in args.arch_arg for a in ("--arch-arg", kv)]
     order = ["old", "new", "new", "old"] * args.rounds
     print(f"{machine()}; {args.threads} threads; old: {args.old_src}\n")

@@ -70,14 +70,14 @@ def test_augment_none_and_draws_are_seeded():
 def test_augment_batch_transforms_the_target_too():
     from seisfno.operator.train_data import augment_batch
 
-    v, s, u = synthetic_dataset(PRESET, 3, seed=2)
-    ks = np.array([0, 5, 6])
+    v, s, u = synthetic_dataset(PRESET, 5, seed=2)
+    ks = np.array([0, 5, 6, 4, 7])
     va, sa, ua = augment_batch(torch.from_numpy(v), s, torch.from_numpy(u), ks, PRESET.grid)
     for j, k in enumerate(ks):
         np.testing.assert_array_equal(ua[j].numpy(), transform_field(u[j], int(k)))
         np.testing.assert_array_equal(va[j].numpy(), transform_field(v[j], int(k)))
-        np.testing.assert_allclose(sa[j], transform_sources(s[j], int(k), PRESET.grid))
-    v0, s0, u0 = synthetic_dataset(PRESET, 3, seed=2)  # no aliasing: the inputs are unchanged
+        np.testing.assert_allclose(sa[j], transform_sources(s, int(k), PRESET.grid)[j])
+    v0, s0, u0 = synthetic_dataset(PRESET, 5, seed=2)  # no aliasing: the inputs are unchanged
     np.testing.assert_array_equal(v, v0)
     np.testing.assert_array_equal(s, s0)
     np.testing.assert_array_equal(u, u0)

@@ -44,12 +44,22 @@ def test_loss_decreases_and_card(tmp_path):
 
 
 def test_mse_loss_trains_and_records_the_relative_l2(tmp_path):
-    """With ``loss="mse"`` the epoch's training error is still the relative L2 (computed
-    without a gradient, as the ``rel_l2`` loss's own terms are not there to reuse)."""
+    """With ``loss="mse"`` the loss is the mean squared error, and the epoch's training error
+    still the relative L2 (computed without a gradient, as the ``rel_l2`` loss's own terms are
+    not there to reuse)."""
+    tr = importlib.import_module("seisfno.operator.train")
+    p = torch.randn(3, 2, 4, 4, requires_grad=True)
+    t = 2 * torch.randn(3, 2, 4, 4)
+    loss, per = tr._loss(p, t, "mse")
+    torch.testing.assert_close(loss, ((p - t) ** 2).mean())
+    torch.testing.assert_close(per, tr.rel_l2(p, t).detach())
+    assert loss.requires_grad and not per.requires_grad
+    loss, per = tr._loss(p, t, "rel_l2")
+    torch.testing.assert_close(loss, tr.rel_l2(p, t).mean())
+    assert not per.requires_grad
     r = _fit(tmp_path / "run", 6, loss="mse")
     first, last = r.history[0]["train_rel_l2"], r.history[-1]["train_rel_l2"]
     assert 0 < last < 0.9 * first < 2, (first, last)
-
 
 
 def _fit_killed_after_epoch_2(out, epochs, monkeypatch):

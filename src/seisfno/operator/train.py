@@ -1,10 +1,10 @@
 """Training: relative-L2 loss, Adam with warm-up + cosine decay, per-epoch resumable checkpoints.
 
 :func:`fit` trains on in-memory arrays (a GPU script can generate data and train without a
-store); :func:`train` trains on a dataset store, streamed chunk by chunk with bounded memory or
-loaded whole when it is small (:mod:`.train_data`). Under ``torchrun`` (``WORLD_SIZE > 1``) the
-loop runs data-parallel (DistributedDataParallel, each rank its own share of every epoch; NCCL on
-CUDA, gloo on CPU); the batch size is global.
+store); :func:`train` trains on a dataset store, loaded whole when memory allows or streamed
+chunk by chunk with bounded memory (:func:`auto_in_memory`, :mod:`.train_data`). Under
+``torchrun`` (``WORLD_SIZE > 1``) the loop runs data-parallel (DistributedDataParallel, each rank
+its own share of every epoch; NCCL on CUDA, gloo on CPU); the batch size is global.
 
 By default every training sample is transformed by a random symmetry of the square (flips and
 transpose, ``augment="d4"``), which is exact for the wave equation on a square grid; the grid's
@@ -65,28 +65,57 @@ from .train_data import (
 
 #: ``train`` loads a store whole (the fast path) when its training and validation data take at
 #: most this many bytes, or at most ``IN_MEMORY_AUTO_FRACTION`` of the memory available, and
-#: ``in_memory`` is not given; larger stores are streamed (:func:`in_memory_limit_bytes`).
+#: ``in_memory`` is not given; larger stores are streamed (:func:`auto_in_memory`).
 IN_MEMORY_AUTO_BYTES = 512 * 2**20
 IN_MEMORY_AUTO_FRACTION = 0.4
+#: Where this process's cgroup shows its memory limit and use (Linux).
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-def in_memory_limit_bytes() -> int:
-    """The most training data ``train`` loads whole by default: ``IN_MEMORY_AUTO_FRACTION`` of
-    the memory available now (``psutil``), shared by the processes of this machine under
-    ``torchrun`` (each loads its own copy), and at least ``IN_MEMORY_AUTO_BYTES``.
-
-    Why: streaming reads and decompresses every sample once per epoch, in a thread that shares
-    the cores with training; on two cores a streamed ``paper`` epoch took 12-20 % longer than one
-    from memory (issue 12, BENCHMARKS.md). Loaded whole, the data are read once.
-    """
+def available_memory_bytes() -> int | None:
+    """Memory this process may still use: ``psutil``'s available memory, capped by the limit of
+    its cgroup (a container's or a batch job's; ``psutil`` reports the host's) less the cgroup's
+    use; ``None`` when neither can be read."""
+    found = []
     try:
         import psutil
 
-        avail = int(psutil.virtual_memory().available)
-    except Exception:  # noqa: BLE001 - no reading: the fixed floor
-        avail = 0
-    local = int(os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("WORLD_SIZE") or 1)
-    return max(IN_MEMORY_AUTO_BYTES, int(IN_MEMORY_AUTO_FRACTION * avail / max(1, local)))
+        found.append(int(psutil.virtual_memory().available))
+    except Exception:  # noqa: BLE001 - no reading is no number
+        pass
+    for limit, used in (("memory.max", "memory.current"),  # cgroup v2, then v1
+                        ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+        try:
+            cap = (CGROUP_ROOT / limit).read_text().strip()
+            if cap != "max" and int(cap) < 2**60:  # v1 writes "no limit" as a huge number
+                found.append(max(0, int(cap) - int((CGROUP_ROOT / used).read_text())))
+        except (OSError, ValueError):
+            continue
+    return min(found) if found else None
+
+
+def auto_in_memory(nbytes: int, out_dir: str | os.PathLike) -> bool:
+    """Whether ``train`` loads ``nbytes`` of training data whole when not told.
+
+    Up to ``IN_MEMORY_AUTO_FRACTION`` (40 %) of :func:`available_memory_bytes`, and at least
+    ``IN_MEMORY_AUTO_BYTES`` (512 MiB). Why: streaming reads and decompresses every sample each
+    epoch, in a thread that shares the cores with training; on two cores a streamed ``paper``
+    epoch took 10-20 % longer than one from memory (issue 12, BENCHMARKS.md).
+
+    Two cases keep a fixed answer, because the two sources draw batches in different orders: a
+    resumed run keeps its checkpoint's mode (so that it ends with the same weights; a checkpoint
+    that did not record it, the 512 MiB rule it was made under), and under ``torchrun``
+    (``WORLD_SIZE > 1``) every rank decides by the fixed 512 MiB, as free memory could differ
+    between ranks and the two sources run different collectives.
+    """
+    prev = read_state(Path(out_dir) / "checkpoint")
+    if prev is not None:
+        mode = prev.get("data_mode")
+        return mode == "memory" if mode in ("memory", "stream") else nbytes <= IN_MEMORY_AUTO_BYTES
+    if int(os.environ.get("WORLD_SIZE") or 1) > 1:
+        return nbytes <= IN_MEMORY_AUTO_BYTES
+    avail = available_memory_bytes() or 0
+    return nbytes <= max(IN_MEMORY_AUTO_BYTES, int(IN_MEMORY_AUTO_FRACTION * avail))
 
 
 @dataclass
@@ -306,6 +335,7 @@ def _prepare(run: _Run, progress: bool) -> None:
         run.norm = run.source.normalization(run.rank, run.world)
         c["normalization"] = run.norm.to_dict()
     c["notes"] = run.notes
+    c["data_mode"] = run.source.mode  # a resume loads or streams alike (auto_in_memory)
     run.source.to(run.dev)
     if run.rank == 0:
         run.out.mkdir(parents=True, exist_ok=True)
@@ -561,8 +591,9 @@ def train(data_path: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str
     in_memory : bool, optional
         ``True`` loads the training and validation samples whole (fastest; needs their size in
         RAM), ``False`` streams them chunk by chunk (memory bounded by a few chunks). Default:
-        whole when they take at most :func:`in_memory_limit_bytes` (40 % of the memory
-        available, at least 512 MiB), said on stderr when a bar would be drawn.
+        whole when they take at most 40 % of the memory available, at least 512 MiB; a resumed
+        run as before; under ``torchrun`` up to 512 MiB (:func:`auto_in_memory`). Said on
+        stderr when a bar would be drawn.
     """
     from ..data import open_store
 
@@ -585,7 +616,7 @@ def train(data_path: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str
     nbytes = (n_tr + n_val_) * 4 * store.preset.grid.nz * store.preset.grid.nx * (
         1 + store.preset.nt_out)
     if in_memory is None:
-        in_memory = nbytes <= in_memory_limit_bytes()
+        in_memory = auto_in_memory(nbytes, out_dir)
         if progress_enabled(progress):
             print(f"seisfno: {nbytes / 2**20:.0f} MiB of training data: "
                   + ("loading it whole (--streaming to stream it)" if in_memory else
@@ -607,5 +638,5 @@ def _jsonable(d: Any) -> Any:
 
 
 __all__ = ["Divergence", "IN_MEMORY_AUTO_BYTES", "IN_MEMORY_AUTO_FRACTION", "TimeBudget",
-           "TrainConfig", "TrainResult", "check_arch", "check_resume", "fit",
-           "in_memory_limit_bytes", "lr_factor", "rel_l2", "train"]
+           "TrainConfig", "TrainResult", "auto_in_memory", "available_memory_bytes",
+           "check_arch", "check_resume", "fit", "lr_factor", "rel_l2", "train"]

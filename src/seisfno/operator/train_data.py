@@ -66,9 +66,9 @@ def augment_batch(v: torch.Tensor, s: np.ndarray, u: torch.Tensor, ks: np.ndarra
     """Apply symmetry ``ks[j]`` to sample ``j`` of a raw batch (velocity, sources, wavefield)."""
     if not np.any(ks):
         return v, s, u
-    # Each sample is written once, into new tensors (the batch may be the source's own memory):
-    # a copy from the flipped or transposed view, rather than a clone, a gather, a transform
-    # and a scatter per symmetry (2.6 against 5.8 ms for a ``paper`` batch of 16).
+    # Each sample is transformed on its own and copied into new tensors (the batch may be the
+    # source's own memory; a flip is a copy, a transpose a view), rather than a clone, a gather,
+    # a transform and a scatter per symmetry (2.6 against 5.8 ms for a ``paper`` batch of 16).
     v_out, u_out = torch.empty_like(v), torch.empty_like(u)
     s = np.array(s, dtype=np.float64, copy=True)
     for j, k in enumerate(np.asarray(ks).tolist()):
