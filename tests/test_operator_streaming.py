@@ -325,6 +325,15 @@ def test_resumed_run_keeps_its_data_mode(store, tmp_path, monkeypatch, one_threa
     train(store, tmp_path / "run", epochs=2, **kw)
     card = json.loads((tmp_path / "run" / "model.json").read_text())
     assert card["training"]["data_mode"] == "stream"
+    with pytest.warns(UserWarning, match="streamed and resumes with them loaded whole"):
+        train(store, tmp_path / "run", epochs=3, in_memory=True, **kw)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")  # the same mode, said or not: no warning
+        train(store, tmp_path / "run", epochs=4, in_memory=True, **kw)
+        train(store, tmp_path / "fresh", epochs=2, in_memory=True, **kw)
+    assert not [w for w in seen if "resumes with them" in str(w.message)]
 
 
 def test_store_load_peaks_near_the_data_size(tmp_path, monkeypatch):

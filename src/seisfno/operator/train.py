@@ -35,6 +35,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -622,12 +623,29 @@ def train(data_path: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str
                   + ("loading it whole (--streaming to stream it)" if in_memory else
                      "streaming it chunk by chunk (--in-memory to load it whole)"),
                   file=sys.stderr, flush=True)
+    else:
+        _warn_mode_change(bool(in_memory), out_dir)
     if in_memory:
         v, s, u = store.load(np.r_[np.arange(n_tr), np.arange(n - n_val_, n)])
         source = ArraySource(v, s, u, store.preset, n_tr, n_val_, info=info)
     else:
         source = StoreSource(store.path, n_tr, n_val_, info=info)
     return _fit_source(source, store.preset, out_dir, cfg, info, device, progress)
+
+
+def _warn_mode_change(in_memory: bool, out_dir: str | os.PathLike) -> None:
+    """Warn when a resumed run is told to read its data the other way than its checkpoint did:
+    the two draw batches in different orders, so it no longer ends with the weights of an
+    uninterrupted run (allowed: a resume on a smaller machine may need to stream)."""
+    prev = read_state(Path(out_dir) / "checkpoint")
+    mode = (prev or {}).get("data_mode")
+    if mode in ("memory", "stream") and (mode == "memory") != in_memory:
+        was, now = ("loaded whole", "streamed") if mode == "memory" else ("streamed",
+                                                                        "loaded whole")
+        warnings.warn(f"{out_dir} was trained with its data {was} and resumes with them {now}: "
+                      "the batches come in another order from here on, so the weights will "
+                      "differ from an uninterrupted run's (omit --in-memory/--streaming to "
+                      "keep the checkpoint's choice)", UserWarning, stacklevel=3)
 
 
 def _jsonable(d: Any) -> Any:
