@@ -111,8 +111,8 @@ def auto_in_memory(nbytes: int, out_dir: str | os.PathLike) -> bool:
     """
     prev = read_state(Path(out_dir) / "checkpoint")
     if prev is not None:
-        mode = prev.get("data_mode")
-        return mode == "memory" if mode in ("memory", "stream") else nbytes <= IN_MEMORY_AUTO_BYTES
+        mode = _data_mode(prev)
+        return mode == "memory" if mode else nbytes <= IN_MEMORY_AUTO_BYTES
     if int(os.environ.get("WORLD_SIZE") or 1) > 1:
         return nbytes <= IN_MEMORY_AUTO_BYTES
     avail = available_memory_bytes() or 0
@@ -633,16 +633,22 @@ def train(data_path: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str
     return _fit_source(source, store.preset, out_dir, cfg, info, device, progress)
 
 
+def _data_mode(state: dict | None) -> str | None:
+    """How a checkpoint's run read its data (``"memory"`` or ``"stream"``), or ``None`` where
+    it did not record it (checkpoints before 2026-12-03) or there is no checkpoint."""
+    mode = (state or {}).get("data_mode")
+    return mode if mode in ("memory", "stream") else None
+
+
 def _warn_mode_change(in_memory: bool, out_dir: str | os.PathLike) -> None:
     """Warn when a resumed run is told to read its data the other way than its checkpoint did:
     the two draw batches in different orders, so it no longer ends with the weights of an
     uninterrupted run (allowed: a resume on a smaller machine may need to stream)."""
-    prev = read_state(Path(out_dir) / "checkpoint")
-    mode = (prev or {}).get("data_mode")
-    if mode in ("memory", "stream") and (mode == "memory") != in_memory:
-        was, now = ("loaded whole", "streamed") if mode == "memory" else ("streamed",
-                                                                        "loaded whole")
-        warnings.warn(f"{out_dir} was trained with its data {was} and resumes with them {now}: "
+    mode = _data_mode(read_state(Path(out_dir) / "checkpoint"))
+    if mode and (mode == "memory") != in_memory:
+        how = {True: "loaded whole", False: "streamed"}
+        warnings.warn(f"{out_dir} was trained with its data {how[not in_memory]} and resumes "
+                      f"with them {how[in_memory]}: "
                       "the batches come in another order from here on, so the weights will "
                       "differ from an uninterrupted run's (omit --in-memory/--streaming to "
                       "keep the checkpoint's choice)", UserWarning, stacklevel=3)
