@@ -111,6 +111,30 @@ def test_fast_spectral_paths_match_the_einsum_reference(impl, channels_last, siz
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12 * float(b.detach().abs().max()))
 
 
+@pytest.mark.parametrize("size", [(24, 24, 6, 6), (23, 20, 5, 4)])
+def test_frozen_weights_mix_by_blocks_and_match_the_reference(size):
+    """With the weights frozen (FWI) the channel mix runs on cached 2x2 real blocks: values and
+    input gradients are the einsum layer's, and the blocks follow any change of the weights."""
+    n1, n2, m1, m2 = size
+    torch.manual_seed(4)
+    layer = SpectralConv2d(3, 5, m1, m2).double().requires_grad_(False)
+    ref = SpectralConv2d(3, 5, m1, m2).double().requires_grad_(False)
+    ref.impl = "einsum"
+    x = torch.randn(2, 3, n1, n2, dtype=torch.float64, requires_grad=True)
+    for _ in range(2):  # before and after the weights change
+        ref.load_state_dict(layer.state_dict())
+        out = [(y, *torch.autograd.grad((y * torch.cos(y)).sum(), x))
+               for y in (layer(x), ref(x))]
+        assert layer._blocks is not None  # the block path ran
+        for a, b in zip(*out, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12 * float(b.abs().max()))
+        with torch.no_grad():
+            layer.weight.mul_(-0.5)  # in place, as an optimizer or load_state_dict would
+    layer.requires_grad_(True)
+    layer(x)
+    assert layer._frozen_blocks(x.dtype) is None  # trainable weights mix without blocks
+
+
 def test_shipped_quick_model_unchanged_by_the_fast_layer():
     """The shipped weights give the same wavefields through the default (DFT-matmul) layer as
     through the FFT + einsum reference (issue 12: scores kept to well within 1e-3)."""

@@ -53,6 +53,17 @@ def mix_layout(weight: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(weight).permute(2, 3, 0, 4, 1).contiguous()
 
 
+def mix_blocks(weight: torch.Tensor) -> torch.Tensor:
+    """The parameter of :class:`SpectralConv2d` (:func:`mix_layout`) as real matrices
+    ``(k1*k2, 2*cin, 2*cout)``: per mode ``[[Re w, Im w], [-Im w, Re w]]``, so that a row
+    ``[Re x | Im x]`` times it is ``[Re(x w) | Im(x w)]``."""
+    k1, k2, cin, _, cout = weight.shape
+    top = weight.reshape(k1 * k2, cin, 2 * cout)  # [Re w | Im w]
+    wr, wi = weight[..., 0, :], weight[..., 1, :]
+    bottom = torch.cat([-wi, wr], dim=-1).reshape(k1 * k2, cin, 2 * cout)
+    return torch.cat([top, bottom], dim=1).contiguous()
+
+
 def complex_layout(weight: torch.Tensor) -> torch.Tensor:
     """The inverse of :func:`mix_layout`: ``(k1, k2, cin, 2, cout)`` real to ``(cin, cout, k1,
     k2)`` complex (differentiable; the FFT and einsum paths and the tests use it)."""
@@ -86,6 +97,7 @@ class SpectralConv2d(nn.Module):
         self.modes1, self.modes2 = modes1, modes2
         self.weight = nn.Parameter(mix_layout(
             _init_weight(in_channels, out_channels, 2 * modes1 - 1, modes2)))
+        self._blocks: tuple | None = None  # (weight's key, mix_blocks) while frozen
 
     #: How the layer is computed; all give the same result to round-off:
     #:
@@ -98,6 +110,26 @@ class SpectralConv2d(nn.Module):
     def complex_weight(self) -> torch.Tensor:
         """The weights as complex ``(cin, cout, 2*modes1-1, modes2)`` (differentiable)."""
         return complex_layout(self.weight)
+
+    def _frozen_blocks(self, dtype: torch.dtype) -> torch.Tensor | None:
+        """The channel mix as real 2x2 blocks (:func:`mix_blocks`) while the weights are frozen
+        (``requires_grad`` off, as in FWI: :class:`~seisfno.inversion.forward.OperatorForward`),
+        else ``None``.
+
+        Why: with the blocks the mix is one ``bmm`` forward and one backward, without the four
+        slices and the ``cat`` of :func:`_complex_mix` and their zero-filled gradients (an
+        FWI iteration of the shipped ``quick`` model: 5 % faster on AVX2, BENCHMARKS.md).
+        Building them costs about one training step's mix, so a trained weight uses them only
+        once frozen; they are built once and kept until the weight changes (its version).
+        """
+        w = self.weight
+        if w.requires_grad or torch.compiler.is_compiling():
+            return None
+        key = (w._version, w.data_ptr(), dtype, w.device)
+        if self._blocks is None or self._blocks[0] != key:
+            with torch.inference_mode(False), torch.no_grad():
+                self._blocks = (key, mix_blocks(w.to(dtype)))
+        return self._blocks[1]
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         key = prefix + "weight"
@@ -123,7 +155,8 @@ class SpectralConv2d(nn.Module):
             with torch.autocast(x.device.type, enabled=False):
                 x = _fft_dtype(x)
                 return _spectral_matmul(x, self.weight.to(x.dtype), m1, m2, None if add is None
-                                        else add.to(x.dtype).contiguous())
+                                        else add.to(x.dtype).contiguous(),
+                                        blocks=self._frozen_blocks(x.dtype))
         # Index the two frequency axes the same way in both layouts.
         at = (lambda i, j: (slice(None), i, j)) if channels_last else (lambda i, j: (..., i, j))
         with torch.autocast(x.device.type, enabled=False):
@@ -196,7 +229,8 @@ def _bmm_left(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def _spectral_matmul(x: torch.Tensor, weight: torch.Tensor, m1: int, m2: int,
-                     add: torch.Tensor | None = None) -> torch.Tensor:
+                     add: torch.Tensor | None = None, blocks: torch.Tensor | None = None
+                     ) -> torch.Tensor:
     """The spectral convolution of channels-first ``x (B, cin, n1, n2)`` by real matmuls only.
 
     Why: only ``(2*m1-1) x m2`` of the ``n1 x (n2/2+1)`` Fourier coefficients are kept, so the
@@ -205,16 +239,21 @@ def _spectral_matmul(x: torch.Tensor, weight: torch.Tensor, m1: int, m2: int,
     numbers are interleaved real pairs, so every DFT step is one matmul on a view of the last
     (measured in ``benchmarks/operator_cpu.py``). Equal to the FFT path to round-off (tested).
     ``weight`` is the layer's parameter (:func:`mix_layout`); ``add`` (``(B, cout, n1, n2)``,
-    contiguous) is added by the last GEMM (no extra pass).
+    contiguous) is added by the last GEMM (no extra pass); ``blocks`` (:func:`mix_blocks` of
+    ``weight``, for frozen weights) mixes the channels by one ``bmm`` instead.
     """
     b, cin, n1, n2 = x.shape
     cout, k1 = weight.shape[-1], 2 * m1 - 1
     ax, fz, gz, hx = _dft_constants(n1, n2, m1, m2, x.dtype, str(x.device))
     q = (x.reshape(-1, n2) @ ax).view(b * cin, 2 * n1, m2)  # rows (node, re/im)
     p = _bmm_left(fz, q)  # (B*cin, 2*k1, m2): rows (z-mode, re/im), columns x-modes
-    low = p.view(b, cin, k1, 2, m2).permute(2, 4, 3, 0, 1).reshape(k1 * m2, 2 * b, cin)
-    y = _complex_mix(low, weight).view(k1, m2, 2, b, cout)
-    y = y.permute(3, 4, 0, 2, 1).reshape(b * cout, 2 * k1, m2)  # rows (z-mode, re/im)
+    if blocks is None:
+        low = p.view(b, cin, k1, 2, m2).permute(2, 4, 3, 0, 1).reshape(k1 * m2, 2 * b, cin)
+        y = _complex_mix(low, weight).view(k1, m2, 2, b, cout).permute(3, 4, 0, 2, 1)
+    else:  # rows [Re x | Im x] per mode
+        low = p.view(b, cin, k1, 2, m2).permute(2, 4, 0, 3, 1).reshape(k1 * m2, b, 2 * cin)
+        y = torch.bmm(low, blocks).view(k1, m2, b, 2, cout).permute(2, 4, 0, 3, 1)
+    y = y.reshape(b * cout, 2 * k1, m2)  # rows (z-mode, re/im)
     z = _bmm_left(gz, y).view(-1, 2 * m2)  # (B*cout*n1, 2*m2): per node [re | im]
     out = z @ hx if add is None else torch.addmm(add.reshape(-1, n2), z, hx)
     return out.view(b, cout, n1, n2)
@@ -344,4 +383,4 @@ def n_params(module: nn.Module) -> int:
 
 
 __all__ = ["Pointwise", "SpectralConv2d", "SpectralConv3d", "complex_layout", "lowpass",
-           "mix_layout", "n_params"]
+           "mix_blocks", "mix_layout", "n_params"]
