@@ -115,10 +115,11 @@ def test_predict_is_differentiable(tmp_path):
 
 
 def test_saving_a_loaded_format_1_model_writes_format_2(tmp_path):
-    """The shipped models are stored in format 1; saved again, card and weights are format 2."""
+    """The shipped ``paper`` model is stored in format 1 (``quick`` in 2 since 2026-12-03); saved
+    again, card and weights are format 2."""
     from seisfno.operator import FORMAT_VERSION, save_model
 
-    m = load_model("quick")
+    m = load_model("paper")
     assert m.card["format_version"] == 1
     save_model(tmp_path / "again", m.net, m.card)
     again = load_model(tmp_path / "again")
