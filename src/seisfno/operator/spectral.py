@@ -118,7 +118,7 @@ class SpectralConv2d(nn.Module):
 
         Why: with the blocks the mix is one ``bmm`` forward and one backward, without the four
         slices and the ``cat`` of :func:`_complex_mix` and their zero-filled gradients (an
-        FWI iteration of the shipped ``quick`` model: 5 % faster on AVX2, BENCHMARKS.md).
+        FWI iteration of the shipped ``quick`` model: 3 % faster on AVX2, BENCHMARKS.md).
         Building them costs about one training step's mix, so a trained weight uses them only
         once frozen; they are built once and kept until the weight changes (its version).
         """
