@@ -1,5 +1,7 @@
 """evaluate(): errors per sample and per time, super-resolution inputs, the Fig. 2 figure."""
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 import torch
@@ -53,6 +55,45 @@ def test_time_budget_fits_schedule(tmp_path):
     r = fit(v, s, u, PRESET, tmp_path, arch_args={"width": 8, "modes": 4, "n_layers": 1},
             time_budget_min=0.02, n_val=4, batch_size=4, device="cpu", progress=False)
     assert 1 <= r.epochs_run < 10_000 and r.seconds < 10
+
+
+def _budget_epochs(costs, minutes=1.0, max_epochs=100):
+    """The epoch counts :class:`TimeBudget` sets while epochs cost ``costs`` seconds in turn."""
+    import importlib
+    from types import SimpleNamespace
+
+    train_mod = importlib.import_module("seisfno.operator.train")  # the module, not train()
+
+    run = SimpleNamespace(counters={"seconds": 0.0, "epochs_total": max_epochs},
+                          dev=torch.device("cpu"), world=1)
+    rule, counts, clock = train_mod.TimeBudget(minutes, max_epochs), [], [0.0]
+    for epoch, cost in enumerate(costs):
+        t0, clock[0] = clock[0], clock[0] + cost
+        run.counters["seconds"] = clock[0]
+        with patch.object(train_mod.time, "perf_counter", return_value=clock[0]):
+            rule.after_epoch(run, epoch, 0.1, t0)
+        counts.append(run.counters["epochs_total"])
+        if epoch + 1 >= counts[-1]:
+            break
+    return counts, clock[0], run.counters.get("budget_cuts", 0)
+
+
+def test_time_budget_holds_when_the_epochs_slow_down():
+    # steady 5 s epochs: 12 fit into 60 s, fixed after the second and never changed
+    counts, end, cuts = _budget_epochs([8.0] + [5.0] * 20)
+    assert counts[1:] == [11] * 10 and end == 58.0 and cuts == 0
+    # one slow epoch (a hiccup under half an epoch late) cuts nothing: the faster of the last
+    # two epochs is the cost, so the rest of the run is not judged by the hiccup
+    counts, end, cuts = _budget_epochs([5.0] * 5 + [7.0] + [5.0] * 20)
+    assert counts[-1] == 12 and end == 62.0 and cuts == 0
+    # the machine slows to 10 s an epoch after epoch 4: the count is cut and the budget holds,
+    # where the count fixed after epoch 2 alone would have ended at 100 s
+    counts, end, cuts = _budget_epochs([5.0] * 4 + [10.0] * 20)
+    assert counts[:4] == [12, 12, 12, 12] and counts[-1] < 12 and cuts >= 1
+    assert end <= 60.0 + 5.0
+    # a faster machine later does not stretch a fixed count (the same steps as a steady run)
+    counts, _, _ = _budget_epochs([5.0] * 3 + [2.0] * 20)
+    assert set(counts[1:]) == {12}
 
 
 def test_figure(tmp_path):

@@ -406,10 +406,15 @@ class Divergence:
 
 
 class TimeBudget:
-    """Epoch rule: fit the epoch count into ``minutes`` at the latest epoch's cost.
+    """Epoch rule: fit the epoch count into ``minutes`` at the latest epochs' cost.
 
-    The first epoch includes compilation and warm-up, so the count is fixed after the second (the
-    cosine schedule is stretched once, early, where it is flat).
+    The first epoch includes compilation and warm-up, so the count is fitted after each of the
+    first two (the cosine schedule is stretched early, where it is flat) and then kept while the
+    run stays on time. When a slower machine (load, thermal drift) would carry the kept count past
+    the budget by more than half an epoch, the count is cut to what still fits at the cost of the
+    last two epochs (the faster of them, so one hiccup cuts nothing); the schedule's decay then
+    ends at the new last epoch. After the second epoch a count is only ever cut, never stretched,
+    so a steady or faster machine runs the steps fixed then (reproducible, as before the cuts).
     """
 
     def __init__(self, minutes: float, max_epochs: int) -> None:
@@ -417,15 +422,22 @@ class TimeBudget:
 
     def after_epoch(self, run: _Run, epoch: int, train_err: float, t0: float) -> None:
         c = run.counters
-        if c.get("budget_fixed"):
-            return
-        per_epoch = torch.tensor([time.perf_counter() - t0], device=run.dev)
+        cost = torch.tensor([time.perf_counter() - t0], device=run.dev)
         if run.world > 1:
-            dist.all_reduce(per_epoch, op=dist.ReduceOp.MAX)
-        left = self.seconds - c["seconds"]
-        more = int(max(left, 0.0) // max(float(per_epoch), 1e-6))
-        c["epochs_total"] = max(epoch + 1, min(self.max_epochs, epoch + 1 + more))
-        c["budget_fixed"] = epoch >= 1
+            dist.all_reduce(cost, op=dist.ReduceOp.MAX)
+        cost = max(float(cost), 1e-6)
+        previous, c["epoch_seconds"] = c.get("epoch_seconds"), cost
+        left = max(self.seconds - c["seconds"], 0.0)
+        if not c.get("budget_fixed"):
+            more = int(left // cost)
+            c["epochs_total"] = max(epoch + 1, min(self.max_epochs, epoch + 1 + more))
+            c["budget_fixed"] = epoch >= 1
+            return
+        cost = min(cost, previous) if previous else cost
+        remaining = c["epochs_total"] - (epoch + 1)
+        if remaining > 0 and remaining * cost > left + 0.5 * cost:
+            c["epochs_total"] = epoch + 1 + int(left // cost)
+            c["budget_cuts"] = c.get("budget_cuts", 0) + 1
 
 
 def _record_epoch(run: _Run, rec: dict, bar) -> None:
@@ -486,7 +498,8 @@ def _finish(run: _Run, history: list[dict], data_info: dict) -> TrainResult:
     written = (run.out / "model.json").exists() and (run.out / "model.safetensors").exists()
     if not history and written:  # nothing trained now: the card stays as it is
         return result
-    notes = {**run.notes, **({"compile_fallback": run.fwd.fallback} if run.fwd.fallback else {})}
+    notes = {**run.notes, **({"compile_fallback": run.fwd.fallback} if run.fwd.fallback else {}),
+             **({"time_budget_cuts": c["budget_cuts"]} if c.get("budget_cuts") else {})}
     n_train, n_val = run.source.n_train, run.source.n_val
     card = make_card(cfg.arch, cfg.arch_args, run.norm, run.preset,
                      data=data_info,
