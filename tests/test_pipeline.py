@@ -62,11 +62,15 @@ def test_reproduce_tiny_writes_every_stage_and_resumes(tmp_path):
     staged = dataclasses.replace(TINY, operator_stages=((3.0, 2), (None, 2)),
                                  solver_stages=((3.0, 1), (None, 1)),
                                  hybrid_operator_stages=((3.0, 2),), check_sources=2,
-                                 check_every=1, check_patience=5)
+                                 check_every=1, check_patience=5,
+                                 fwi_time_limits_s=(("solver", 1e-6),))
     m = _run(tmp_path, staged, stages=("fwi",))
     fw = m["stages"]["fwi"]
     assert fw["results"]["operator"]["iterations"] == 4
-    assert fw["results"]["solver"]["iterations"] == 2
+    # the solver's time limit ends it after its first iteration, and the report says so
+    assert fw["results"]["solver"]["iterations"] == 1
+    assert "The solver run stopped before its planned iterations: time limit" in \
+        (tmp_path / "report.md").read_text()
     assert fw["results"]["hybrid"]["operator_iterations"] == 2
     assert fw["results"]["hybrid"]["solver_iterations"] == 1
     assert "Frequency continuation" in (tmp_path / "report.md").read_text()

@@ -215,6 +215,12 @@ def _fwi_section(st: dict) -> list[str]:
         lines += [f"The operator's stages were refereed by the solver on {fw['check_sources']} "
                   "sources (stopped when its data misfit stopped improving; the best-checked "
                   "model kept).", ""]
+    for name, r in fw["results"].items():
+        reason = r.get("stopped_reason", "completed")
+        if reason != "completed" and not reason.startswith("check:"):
+            lines += [f"The {name} run stopped before its planned iterations: {reason}"
+                      + (" (the profile's time limits bound the stage on a slower machine)."
+                         if reason.startswith("time limit") else "."), ""]
     if fw["results"]["hybrid"].get("operator_phase_reused"):
         lines += ["The hybrid's operator phase is the operator run above (the same iterations "
                   "from the same start), with its measured times: it was not computed twice.",
