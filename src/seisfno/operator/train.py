@@ -422,12 +422,14 @@ class TimeBudget:
 
     def after_epoch(self, run: _Run, epoch: int, train_err: float, t0: float) -> None:
         c = run.counters
-        cost = torch.tensor([time.perf_counter() - t0], device=run.dev)
+        # The slowest rank's epoch and clock, so that every rank sets the same count.
+        now = torch.tensor([time.perf_counter() - t0, c["seconds"]], device=run.dev,
+                           dtype=torch.float64)
         if run.world > 1:
-            dist.all_reduce(cost, op=dist.ReduceOp.MAX)
-        cost = max(float(cost), 1e-6)
+            dist.all_reduce(now, op=dist.ReduceOp.MAX)
+        cost, spent = max(float(now[0]), 1e-6), float(now[1])
         previous, c["epoch_seconds"] = c.get("epoch_seconds"), cost
-        left = max(self.seconds - c["seconds"], 0.0)
+        left = max(self.seconds - spent, 0.0)
         if not c.get("budget_fixed"):
             more = int(left // cost)
             c["epochs_total"] = max(epoch + 1, min(self.max_epochs, epoch + 1 + more))
