@@ -156,7 +156,8 @@ PROFILES: dict[str, ReproduceConfig] = {
         operator_iterations=150, solver_iterations=5, hybrid_operator_iterations=150,
         hybrid_solver_iterations=2, batch_size=8,
         fwi_time_limits_s=(("operator", 120.0), ("solver", 270.0), ("hybrid", 180.0))),
-    # The README's demo: every stage, a few minutes on a laptop CPU (no recorded timing).
+    # The README's demo: every stage, a few minutes on a laptop CPU (215 s on the 2-core
+    # sandbox with warm compile caches, 229 s with cold ones, 2026-12-03; BENCHMARKS.md).
     "quick-small": ReproduceConfig(
         "quick", n_samples=360, n_val=60, train_minutes=1.5,
         datasize_sizes=(100, 300), datasize_minutes=0.3, study_samples=4,
