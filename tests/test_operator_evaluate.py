@@ -57,43 +57,89 @@ def test_time_budget_fits_schedule(tmp_path):
     assert 1 <= r.epochs_run < 10_000 and r.seconds < 10
 
 
-def _budget_epochs(costs, minutes=1.0, max_epochs=100):
-    """The epoch counts :class:`TimeBudget` sets while epochs cost ``costs`` seconds in turn."""
+def _budget_epochs(costs, minutes=1.0, max_epochs=100, gap=0.0, counters=None,
+                   other_costs=None):
+    """The epoch counts :class:`TimeBudget` sets while epochs cost ``costs`` seconds in turn.
+
+    ``gap``: seconds between epochs (checkpoint, metrics) on the run's clock; ``counters``: a
+    resumed run's; ``other_costs``: a second rank's epochs (its clock and costs enter by the
+    rule's all-reduce, emulated as the MAX it is). Returns (counts, clock at the end, cuts).
+    """
     import importlib
     from types import SimpleNamespace
 
     train_mod = importlib.import_module("seisfno.operator.train")  # the module, not train()
 
-    run = SimpleNamespace(counters={"seconds": 0.0, "epochs_total": max_epochs},
-                          dev=torch.device("cpu"), world=1)
-    rule, counts, clock = train_mod.TimeBudget(minutes, max_epochs), [], [0.0]
-    for epoch, cost in enumerate(costs):
-        t0, clock[0] = clock[0], clock[0] + cost
-        run.counters["seconds"] = clock[0]
-        with patch.object(train_mod.time, "perf_counter", return_value=clock[0]):
+    c = {"seconds": 0.0, "epochs_total": max_epochs, "epoch": 0, **(counters or {})}
+    run = SimpleNamespace(counters=c, dev=torch.device("cpu"), world=1 if other_costs is None
+                          else 2)
+    rule, counts = train_mod.TimeBudget(minutes, max_epochs), []
+    clock, other = c["seconds"], c["seconds"]
+    for i, cost in enumerate(costs):
+        epoch, t0 = c["epoch"], clock
+        clock += cost
+        c["seconds"], c["epoch"] = clock, epoch + 1
+        theirs = None
+        if other_costs is not None:
+            other += other_costs[i]
+            theirs = torch.tensor([other_costs[i], other], dtype=torch.float64)
+
+        def all_reduce(t, op=None, theirs=theirs):
+            t.copy_(torch.maximum(t, theirs))
+
+        with patch.object(train_mod.time, "perf_counter", return_value=clock), \
+                patch.object(train_mod.dist, "all_reduce", all_reduce):
             rule.after_epoch(run, epoch, 0.1, t0)
-        counts.append(run.counters["epochs_total"])
+        counts.append(c["epochs_total"])
+        clock += gap
+        other += gap
         if epoch + 1 >= counts[-1]:
             break
-    return counts, clock[0], run.counters.get("budget_cuts", 0)
+    return counts, clock - gap, c.get("budget_cuts", 0)
 
 
 def test_time_budget_holds_when_the_epochs_slow_down():
-    # steady 5 s epochs: 12 fit into 60 s, fixed after the second and never changed
+    # steady 5 s epochs after an 8 s first: 11 fit into 60 s, fixed after the second, kept
     counts, end, cuts = _budget_epochs([8.0] + [5.0] * 20)
     assert counts[1:] == [11] * 10 and end == 58.0 and cuts == 0
+    # the same with 1 s of checkpoint between epochs: the cost is the whole period, so a steady
+    # machine is not cut (the epoch's own 4 s as its cost fitted 14 and then cut)
+    counts, end, cuts = _budget_epochs([4.0] * 20, gap=1.0)
+    assert counts[1:] == [12] * 11 and end == 59.0 and cuts == 0
     # one slow epoch (a hiccup under half an epoch late) cuts nothing: the faster of the last
     # two epochs is the cost, so the rest of the run is not judged by the hiccup
     counts, end, cuts = _budget_epochs([5.0] * 5 + [7.0] + [5.0] * 20)
     assert counts[-1] == 12 and end == 62.0 and cuts == 0
     # the machine slows to 10 s an epoch after epoch 4: the count is cut and the budget holds,
     # where the count fixed after epoch 2 alone would have ended at 100 s
-    counts, end, cuts = _budget_epochs([5.0] * 4 + [10.0] * 20)
+    slow = [5.0] * 4 + [10.0] * 20
+    counts, end, cuts = _budget_epochs(slow)
     assert counts[:4] == [12, 12, 12, 12] and counts[-1] < 12 and cuts >= 1
     assert end <= 60.0 + 5.0
     # a faster machine later does not stretch a fixed count (the same steps as a steady run)
     counts, _, _ = _budget_epochs([5.0] * 3 + [2.0] * 20)
     assert set(counts[1:]) == {12}
+    # two ranks: the one on time sets the counts the late one sets (no rank ends alone)
+    both = _budget_epochs([5.0] * 24, other_costs=slow)
+    assert both[0] == _budget_epochs(slow)[0]
+
+
+def test_time_budget_resumes_a_checkpoint_without_epoch_costs():
+    # written before the cuts: fixed at 12 epochs of 5 s, no cost recorded; the first resumed
+    # epoch (20 s: warm-up) is not the cost alone, so the run ends on its budget, not at once
+    old = {"seconds": 10.0, "epochs_total": 12, "epoch": 2, "budget_fixed": True}
+    counts, end, _ = _budget_epochs([20.0] + [5.0] * 20, counters=old)
+    assert counts[-1] == 9 and end == 60.0
+
+
+def test_rerunning_a_finished_budgeted_run_trains_nothing(tmp_path):
+    v, s, u = synthetic_dataset(PRESET, 12, seed=0)
+    kw = dict(arch_args={"width": 4, "modes": 3, "n_layers": 1}, time_budget_min=0.01,
+              epochs=500, n_val=4, batch_size=4, device="cpu", progress=False)
+    r = fit(v, s, u, PRESET, tmp_path, **kw)
+    assert 1 <= r.epochs_run < 500
+    again = fit(v, s, u, PRESET, tmp_path, **kw)  # the same arguments: resumed, finished
+    assert again.history == [] and again.epochs_run == r.epochs_run
 
 
 def test_figure(tmp_path):

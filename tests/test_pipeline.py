@@ -69,8 +69,8 @@ def test_reproduce_tiny_writes_every_stage_and_resumes(tmp_path):
     assert fw["results"]["operator"]["iterations"] == 4
     # the solver's time limit ends it after its first iteration, and the report says so
     assert fw["results"]["solver"]["iterations"] == 1
-    assert "The solver run stopped before its planned iterations: time limit" in \
-        (tmp_path / "report.md").read_text()
+    assert ("The solver run reached its time limit of 1e-06 s after 1 of 2 planned iterations"
+            in (tmp_path / "report.md").read_text())
     assert fw["results"]["hybrid"]["operator_iterations"] == 2
     assert fw["results"]["hybrid"]["solver_iterations"] == 1
     assert "Frequency continuation" in (tmp_path / "report.md").read_text()
@@ -446,3 +446,28 @@ def test_report_says_when_a_budgeted_datasize_study_measures_training_time():
     assert _datasize_caveat(study((0.30, 0.31, 0.20), (40, 20, 10)))  # not falling with size
     assert _datasize_caveat(study((0.30, 0.20, 0.12), (40, 20, 10))) == []
     assert _datasize_caveat(study((0.63, 0.64, 0.63), (4, 2, 1), minutes=None)) == []
+
+
+def test_report_says_which_fwi_runs_stopped_early_and_why():
+    from seisfno.pipeline.report import _early_stops
+
+    cfg = {"operator_iterations": 150, "solver_iterations": 5, "hybrid_operator_iterations": 150,
+           "hybrid_solver_iterations": 2, "operator_stages": None, "solver_stages": None,
+           "hybrid_operator_stages": None}
+    fw = {"config": cfg, "time_limits_s": {"operator": 120.0, "hybrid": 180.0},
+          "results": {
+              "operator": {"stopped_reason": "time limit of 120 s reached after 90 iterations",
+                           "iterations": 90},
+              "solver": {"stopped_reason": "non-finite data loss at iteration 3; kept the best "
+                                           "model", "iterations": 3},
+              "hybrid": {"stopped_reason": "completed", "iterations": 150,
+                         "solver_iterations": 0}}}
+    text = " ".join(_early_stops(fw))
+    assert "operator run reached its time limit of 120 s after 90 of 150 planned" in text
+    assert "solver run stopped after 3 of 5 planned iterations: non-finite data loss" in text
+    assert "hybrid's solver phase did not run" in text and "180 s" in text
+    done = {k: {"stopped_reason": "completed", "iterations": 1, "solver_iterations": 2}
+            for k in ("operator", "solver", "hybrid")}
+    assert _early_stops({**fw, "results": done}) == []
+    checked = {**done, "operator": {"stopped_reason": "check: no improvement", "iterations": 9}}
+    assert _early_stops({**fw, "results": checked}) == []

@@ -319,9 +319,14 @@ def _continue(run: _Run, requested_epochs: int | None) -> None:
     c, cfg = run.counters, run.cfg
     stored = TrainConfig(**{**asdict(cfg), **c["config"]})
     stored.amp, stored.compile = cfg.amp, cfg.compile
-    if requested_epochs is not None and requested_epochs > c["epochs_total"]:
+    # Stretched only past the stored cap: a budgeted run ends below its cap, and a rerun with the
+    # same arguments resumes it, finished or not, as it was. A stretched budgeted run fits its
+    # count to the (new) budget again.
+    if requested_epochs is not None and requested_epochs > max(stored.epochs,
+                                                               c["epochs_total"]):
         c["epochs_total"] = requested_epochs
         stored.epochs, stored.time_budget_min = requested_epochs, cfg.time_budget_min
+        c["budget_fixed"] = False
     c["config"] = asdict(stored)
     run.cfg = stored
     run.notes.update(c.get("notes", {}))
@@ -412,9 +417,12 @@ class TimeBudget:
     first two (the cosine schedule is stretched early, where it is flat) and then kept while the
     run stays on time. When a slower machine (load, thermal drift) would carry the kept count past
     the budget by more than half an epoch, the count is cut to what still fits at the cost of the
-    last two epochs (the faster of them, so one hiccup cuts nothing); the schedule's decay then
-    ends at the new last epoch. After the second epoch a count is only ever cut, never stretched,
-    so a steady or faster machine runs the steps fixed then (reproducible, as before the cuts).
+    last two epochs (the faster of them: a single epoch less than half an epoch late cuts
+    nothing); the schedule's decay then ends at the new last epoch. After the second epoch a count
+    is only ever cut, never stretched, so a steady or faster machine runs the steps fixed then.
+
+    An epoch's cost is the run's clock from one epoch's end to the next, its validation,
+    checkpoint and metrics included (the first epoch of a run: its own time).
     """
 
     def __init__(self, minutes: float, max_epochs: int) -> None:
@@ -422,9 +430,11 @@ class TimeBudget:
 
     def after_epoch(self, run: _Run, epoch: int, train_err: float, t0: float) -> None:
         c = run.counters
-        # The slowest rank's epoch and clock, so that every rank sets the same count.
-        now = torch.tensor([time.perf_counter() - t0, c["seconds"]], device=run.dev,
-                           dtype=torch.float64)
+        clock = c.get("budget_clock")
+        own = c["seconds"] - clock if clock is not None else time.perf_counter() - t0
+        c["budget_clock"] = c["seconds"]
+        # The slowest rank's cost and clock, so that every rank sets the same count.
+        now = torch.tensor([own, c["seconds"]], device=run.dev, dtype=torch.float64)
         if run.world > 1:
             dist.all_reduce(now, op=dist.ReduceOp.MAX)
         cost, spent = max(float(now[0]), 1e-6), float(now[1])
@@ -435,7 +445,9 @@ class TimeBudget:
             c["epochs_total"] = max(epoch + 1, min(self.max_epochs, epoch + 1 + more))
             c["budget_fixed"] = epoch >= 1
             return
-        cost = min(cost, previous) if previous else cost
+        if previous is None:  # resumed from a checkpoint older than the cuts: warm-up included
+            return
+        cost = min(cost, previous)
         remaining = c["epochs_total"] - (epoch + 1)
         if remaining > 0 and remaining * cost > left + 0.5 * cost:
             c["epochs_total"] = epoch + 1 + int(left // cost)

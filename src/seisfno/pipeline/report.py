@@ -201,6 +201,37 @@ def _continuation(fw: dict) -> list[str]:
             + "; ".join(f"{k.replace('_', ' ')}: {fmt(v)}" for k, v in stages.items()) + ".", ""]
 
 
+def _planned_iterations(cfg: dict, name: str) -> int | None:
+    """Iterations the FWI stage's settings ``cfg`` plan for run ``name`` (None: not recorded)."""
+    def count(prefix):
+        stages = cfg.get(f"{prefix}_stages")
+        return sum(k for _, k in stages) if stages else cfg.get(f"{prefix}_iterations")
+
+    if name != "hybrid":
+        return count(name)
+    op, fd = count("hybrid_operator"), cfg.get("hybrid_solver_iterations")
+    return None if op is None or fd is None else op + fd
+
+
+def _early_stops(fw: dict) -> list[str]:
+    """A line per FWI run that ended before its planned iterations, and why."""
+    lines, limits = [], fw.get("time_limits_s") or {}
+    for name, r in fw["results"].items():
+        reason = r.get("stopped_reason", "completed")
+        done, planned = r.get("iterations"), _planned_iterations(fw.get("config", {}), name)
+        of = f"{done} of {planned} planned iterations" if planned else f"{done} iterations"
+        if reason.startswith("time limit") and name in limits:
+            lines += [f"The {name} run reached its time limit of {limits[name]:g} s after {of} "
+                      "(the profile's limits bound the stage on a slower machine).", ""]
+        elif reason != "completed" and not reason.startswith("check:"):
+            lines += [f"The {name} run stopped after {of}: {reason}.", ""]
+        elif (name == "hybrid" and r.get("solver_iterations") == 0
+              and fw.get("config", {}).get("hybrid_solver_iterations")):
+            lines += ["The hybrid's solver phase did not run: its operator phase used the "
+                      f"hybrid's time limit of {limits.get('hybrid', float('nan')):g} s.", ""]
+    return lines
+
+
 def _fwi_section(st: dict) -> list[str]:
     if "fwi" not in st:
         return []
@@ -215,12 +246,7 @@ def _fwi_section(st: dict) -> list[str]:
         lines += [f"The operator's stages were refereed by the solver on {fw['check_sources']} "
                   "sources (stopped when its data misfit stopped improving; the best-checked "
                   "model kept).", ""]
-    for name, r in fw["results"].items():
-        reason = r.get("stopped_reason", "completed")
-        if reason != "completed" and not reason.startswith("check:"):
-            lines += [f"The {name} run stopped before its planned iterations: {reason}"
-                      + (" (the profile's time limits bound the stage on a slower machine)."
-                         if reason.startswith("time limit") else "."), ""]
+    lines += _early_stops(fw)
     if fw["results"]["hybrid"].get("operator_phase_reused"):
         lines += ["The hybrid's operator phase is the operator run above (the same iterations "
                   "from the same start), with its measured times: it was not computed twice.",
