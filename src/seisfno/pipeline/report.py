@@ -225,10 +225,10 @@ def _early_stops(fw: dict) -> list[str]:
                       "(the profile's limits bound the stage on a slower machine).", ""]
         elif reason != "completed" and not reason.startswith("check:"):
             lines += [f"The {name} run stopped after {of}: {reason}.", ""]
-        elif (name == "hybrid" and r.get("solver_iterations") == 0
+        elif (name == "hybrid" and name in limits and r.get("solver_iterations") == 0
               and fw.get("config", {}).get("hybrid_solver_iterations")):
             lines += ["The hybrid's solver phase did not run: its operator phase used the "
-                      f"hybrid's time limit of {limits.get('hybrid', float('nan')):g} s.", ""]
+                      f"hybrid's time limit of {limits[name]:g} s.", ""]
     return lines
 
 
