@@ -16,13 +16,16 @@ table per thread count:
   default AdamW (single-tensor on CPU), as training did before; the others training's own
   (``make_optimizer``: fused for real weights, multi-tensor for complex ones).
 
-Variants, each a copy of the network with the same weights: ``matmul-cf`` (the default since
-issue 12: channels-first, the kept Fourier modes by truncated DFT matrices, every step a real
-matmul, real weights in the channel mix's layout), ``matmul-blocks`` (the same with complex
+Variants, each a copy of the network with the same weights: ``fftx`` (the CPU default since
+2026-12-04: channels-first, real FFTs along x, complex GEMMs with truncated DFT matrices along
+z, forward and backward written out), ``matmul-cf`` (the default from issue 12 to 2026-12-03:
+channels-first, the kept Fourier modes by truncated DFT matrices, every step a real matmul,
+real weights in the channel mix's layout, autograd; still the default on GPU),
+``matmul-blocks`` (the same with complex
 weights, turned into 2x2 real blocks at every step: the layer of the second pass, commit
-da5c18d), ``matmul-pairs`` (the default without the 2x2 real blocks it keeps while the weights
-are frozen, so FWI mixes ``[Re x; Im x]`` by ``[Re w | Im w]`` as training does: the code of
-2026-12-03; training steps are the default's), ``fft-cf`` and
+da5c18d), ``matmul-pairs`` (``matmul-cf`` without the 2x2 real blocks it keeps while the
+weights are frozen, so FWI mixes ``[Re x; Im x]`` by ``[Re w | Im w]`` as training does: the
+code of 2026-12-03 morning; training steps are ``matmul-cf``'s), ``fft-cf`` and
 ``fft-cl`` (FFTs with a real batched matmul for the channel mix, channels-first or
 channels-last), and ``legacy`` (the code before issue 12, kept in this file: FFTs, a complex
 einsum, channels-last, complex weights). Each case runs every
@@ -51,7 +54,8 @@ from seisfno.operator import build_model, load_model
 from seisfno.operator.spectral import SpectralConv2d
 from seisfno.operator.train import make_optimizer
 
-VARIANTS = {"matmul-cf": ("matmul", False), "matmul-pairs": ("pairs", False),
+VARIANTS = {"fftx": ("fftx", False), "matmul-cf": ("matmul", False),
+            "matmul-pairs": ("pairs", False),
             "matmul-blocks": ("blocks", False),
             "fft-cf": ("fft", False), "fft-cl": ("fft", True), "legacy": ("legacy", True)}
 BASELINE = "legacy"
@@ -171,6 +175,7 @@ def variant_net(net: nn.Module, name: str) -> nn.Module:
             net.spectral[i] = _ComplexSpectral(
                 m, _legacy_forward if impl == "legacy" else _blocks_forward)
         elif impl == "pairs":
+            m.impl = "matmul"
             m._frozen_blocks = lambda dtype: None  # never the cached blocks
         else:
             m.impl = impl

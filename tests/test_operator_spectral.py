@@ -90,17 +90,19 @@ def test_fno2d_layouts_agree(norm):
         torch.testing.assert_close(g_cl, g, atol=1e-12, rtol=1e-10)
 
 
-@pytest.mark.parametrize("impl,channels_last", [("matmul", False), ("fft", False),
+@pytest.mark.parametrize("impl,channels_last", [("auto", False), ("fftx", False),
+                                                 ("matmul", False), ("fft", False),
                                                  ("fft", True)])
-@pytest.mark.parametrize("size", [(24, 24, 6, 6), (23, 20, 5, 4), (11, 11, 6, 6)])
+@pytest.mark.parametrize("size", [(24, 24, 6, 6), (23, 20, 5, 4), (11, 11, 6, 6),
+                                  (16, 15, 5, 4, 4, 32)])  # 4 x 32: padded mix rows
 def test_fast_spectral_paths_match_the_einsum_reference(impl, channels_last, size):
     """Every implementation of the layer is the complex-einsum layer, values and gradients
     (float64, so round-off of the DFT matrices is all that differs)."""
-    n1, n2, m1, m2 = size
+    n1, n2, m1, m2, batch, width = (*size, 2, 3)[:6]
     torch.manual_seed(3)
-    layer = SpectralConv2d(3, 5, m1, m2)
+    layer = SpectralConv2d(width, 5, m1, m2)
     layer.double()
-    x = torch.randn(2, 3, n1, n2, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(batch, width, n1, n2, dtype=torch.float64, requires_grad=True)
     xin = x.permute(0, 2, 3, 1) if channels_last else x
     out = {}
     for name in (impl, "einsum"):
@@ -111,13 +113,15 @@ def test_fast_spectral_paths_match_the_einsum_reference(impl, channels_last, siz
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12 * float(b.detach().abs().max()))
 
 
+@pytest.mark.parametrize("impl", ["auto", "matmul"])
 @pytest.mark.parametrize("size", [(24, 24, 6, 6), (23, 20, 5, 4)])
-def test_frozen_weights_mix_by_blocks_and_match_the_reference(size):
+def test_frozen_weights_mix_by_blocks_and_match_the_reference(size, impl):
     """With the weights frozen (FWI) the channel mix runs on cached 2x2 real blocks: values and
     input gradients are the einsum layer's, and the blocks follow any change of the weights."""
     n1, n2, m1, m2 = size
     torch.manual_seed(4)
     layer = SpectralConv2d(3, 5, m1, m2).double().requires_grad_(False)
+    layer.impl = impl
     ref = SpectralConv2d(3, 5, m1, m2).double().requires_grad_(False)
     ref.impl = "einsum"
     x = torch.randn(2, 3, n1, n2, dtype=torch.float64, requires_grad=True)
@@ -132,6 +136,25 @@ def test_frozen_weights_mix_by_blocks_and_match_the_reference(size):
             layer.weight.mul_(-0.5)  # in place, as an optimizer or load_state_dict would
     layer.requires_grad_(True)
     assert layer._frozen_blocks(x.dtype) is None  # trainable weights mix without blocks
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_fftx_layer_passes_gradcheck(frozen):
+    """Finite differences of the hand-written forward and backward (:class:`_SpectralFFTx`) in
+    float64: input, weight (trainable) and the added branch; frozen weights mix by the 2x2
+    blocks. 128 channels of one sample: the mix's buffers get their padding row."""
+    from seisfno.operator.spectral import _mode_rows, _SpectralFFTx, mix_blocks
+
+    torch.manual_seed(6)
+    cin, cout, m1, m2 = 128, 2, 3, 2
+    assert _mode_rows(2, cin, 2 * cout) == 3 and _mode_rows(1, 2 * cin, 2 * cout) == 2
+    w = torch.randn(2 * m1 - 1, m2, cin, 2, cout, dtype=torch.float64,
+                    requires_grad=not frozen)
+    x = torch.randn(1, cin, 6, 5, dtype=torch.float64, requires_grad=True)
+    add = torch.randn(1, cout, 6, 5, dtype=torch.float64, requires_grad=True)
+    blocks = mix_blocks(w.detach()) if frozen else None
+    args = (x, w, add, m1, blocks)
+    assert torch.autograd.gradcheck(_SpectralFFTx.apply, args)
 
 
 def test_shipped_quick_model_unchanged_by_the_fast_layer():

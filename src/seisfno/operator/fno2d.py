@@ -69,9 +69,10 @@ class FNO2d(nn.Module):
         super().__init__()
         self.padding = padding
         #: Layout of the hidden state: (B, C, z, x) by default, where the spectral layers run
-        #: as truncated-DFT matmuls (``SpectralConv2d.impl``), 1.3-2x faster on CPU than the
-        #: channels-last FFT layout that was the CPU default before (issue 12,
-        #: ``benchmarks/operator_cpu.py``); ``True`` selects (B, z, x, C). Same weights.
+        #: as GEMMs with truncated DFT matrices (and real FFTs along x on CPU:
+        #: ``SpectralConv2d.impl``), 1.3-2x faster on CPU than the channels-last FFT layout that
+        #: was the CPU default before (issue 12, ``benchmarks/operator_cpu.py``); ``True``
+        #: selects (B, z, x, C). Same weights.
         self.channels_last = False
         self.lift = nn.Sequential(Pointwise(in_channels, width), nn.GELU(),
                                   Pointwise(width, width))

@@ -101,11 +101,15 @@ class SpectralConv2d(nn.Module):
 
     #: How the layer is computed; all give the same result to round-off:
     #:
-    #: - ``"matmul"`` (channels-first only, the default there): the kept Fourier modes by
-    #:   truncated DFT matrices, every step a real matmul (:func:`_spectral_matmul`);
+    #: - ``"auto"`` (the default): ``"fftx"`` on CPU outside ``torch.compile``, else ``"matmul"``
+    #:   (channels-first; channels-last runs ``"fft"``);
+    #: - ``"fftx"`` (channels-first only): real FFTs along x, complex GEMMs with truncated DFT
+    #:   matrices along z, forward and backward written out (:class:`_SpectralFFTx`);
+    #: - ``"matmul"`` (channels-first only): the kept Fourier modes by truncated DFT matrices,
+    #:   every step a real matmul, differentiated by autograd (:func:`_spectral_matmul`);
     #: - ``"fft"``: FFTs, and one real batched matmul for the channel mix (:func:`_mix_real`);
     #: - ``"einsum"``: FFTs and a complex ``einsum`` (earlier releases; the tests' reference).
-    impl: str = "matmul"
+    impl: str = "auto"
 
     def complex_weight(self) -> torch.Tensor:
         """The weights as complex ``(cin, cout, 2*modes1-1, modes2)`` (differentiable)."""
@@ -116,9 +120,11 @@ class SpectralConv2d(nn.Module):
         (``requires_grad`` off, as in FWI: :class:`~seisfno.inversion.forward.OperatorForward`),
         else ``None``.
 
-        Why: with the blocks the mix is one ``bmm`` forward and one backward, without the four
-        slices and the ``cat`` of :func:`_complex_mix` and their zero-filled gradients (an
-        FWI iteration of the shipped ``quick`` model: 3 % faster on AVX2, BENCHMARKS.md).
+        Why: with the blocks the mix is one ``bmm`` forward and one backward with no pass to
+        combine its products: on the ``matmul`` path none of the four slices and the ``cat``
+        of :func:`_complex_mix` and their zero-filled gradients (an FWI iteration of the
+        shipped ``quick`` model: 3 % faster on AVX2, BENCHMARKS.md), on the ``fftx`` path one
+        copy instead of two passes each way (1-3 %).
         Building them costs about one training step's mix, so a trained weight uses them only
         once frozen; they are built once and kept until the weight changes (its version).
         """
@@ -151,12 +157,19 @@ class SpectralConv2d(nn.Module):
         if n2 < 2 * m2 - 1:
             _band(n2, m2)  # raises
         lo, hi = _band(n1, m1)
-        if self.impl == "matmul" and not channels_last:
+        impl = self.impl
+        if impl == "auto":
+            impl = ("fftx" if x.device.type == "cpu" and not torch.compiler.is_compiling()
+                    else "matmul")
+        if impl in ("matmul", "fftx") and not channels_last:
             with torch.autocast(x.device.type, enabled=False):
                 x = _fft_dtype(x)
-                return _spectral_matmul(x, self.weight.to(x.dtype), m1, m2, None if add is None
-                                        else add.to(x.dtype).contiguous(),
-                                        blocks=self._frozen_blocks(x.dtype))
+                w, blocks = self.weight.to(x.dtype), self._frozen_blocks(x.dtype)
+                add = None if add is None else add.to(x.dtype)
+                if impl == "fftx":
+                    return _SpectralFFTx.apply(x, w, add, m1, blocks)
+                return _spectral_matmul(x, w, m1, m2, None if add is None else add.contiguous(),
+                                        blocks=blocks)
         # Index the two frequency axes the same way in both layouts.
         at = (lambda i, j: (slice(None), i, j)) if channels_last else (lambda i, j: (..., i, j))
         with torch.autocast(x.device.type, enabled=False):
@@ -257,6 +270,154 @@ def _spectral_matmul(x: torch.Tensor, weight: torch.Tensor, m1: int, m2: int,
     z = _bmm_left(gz, y).view(-1, 2 * m2)  # (B*cout*n1, 2*m2): per node [re | im]
     out = z @ hx if add is None else torch.addmm(add.reshape(-1, n2), z, hx)
     return out.view(b, cout, n1, n2)
+
+
+@functools.lru_cache(maxsize=16)
+def _fftx_matrices(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device: str
+                   ) -> tuple[torch.Tensor, ...]:
+    """Constants of :class:`_SpectralFFTx` for real ``dtype``: the truncated complex DFT along
+    z ``fz (k1, n1)``, its inverse ``gz (n1, k1)`` (``1/n1``), their conjugate transposes (the
+    backward), and per x-mode (shape ``(m2, 1, 1)``) the scales of the adjoints of ``irfft``
+    (``1/n2``, ``2/n2`` for ``k > 0``) and of ``rfft`` (``n2 / 2``, ``n2`` for ``k = 0``)."""
+    f64 = torch.float64
+    kz = torch.cat([torch.arange(m1), torch.arange(n1 - m1 + 1, n1)]).to(f64)
+    a = 2 * math.pi / n1 * torch.outer(kz, torch.arange(n1, dtype=f64))  # (k1, n1)
+    fz = torch.polar(torch.ones_like(a), -a)
+    gz = torch.polar(torch.ones_like(a), a).T / n1
+    c = torch.full((m2,), 2.0 / n2, dtype=f64)
+    c[0] = 1.0 / n2
+    d = torch.full((m2,), n2 / 2, dtype=f64)
+    d[0] = float(n2)
+    cdtype = torch.complex128 if dtype == f64 else torch.complex64
+    return (*(m.to(dtype=cdtype, device=device).contiguous()
+              for m in (fz, gz, fz.conj().T, gz.conj().T)),
+            *(v.to(dtype=dtype, device=device).view(m2, 1, 1) for v in (c, d)))
+
+
+def _mode_rows(b: int, *widths: int) -> int:
+    """Rows per mode of the channel mix's buffers: ``b``, one more when a mode's stride (``rows
+    * width`` floats) is a multiple of 256 floats (1 KiB).
+
+    Why: the copies between the DFT's layout and the mix's cross the mode axis; with a stride of
+    4 KiB (``paper`` at batch 16: 32 rows of 32 channels) the elements of a cache line's worth
+    fall into one cache set, and such a copy ran 4x slower (1.6 against 0.4 ms). A zero row
+    costs ``1/b`` more multiply work in the mix."""
+    return b + 1 if any(b * w % 256 == 0 for w in widths) else b
+
+
+class _SpectralFFTx(torch.autograd.Function):
+    """The spectral convolution of channels-first ``x (B, cin, n1, n2)`` plus ``add`` (or
+    ``None``): the x axis by real FFTs, the z axis by complex GEMMs with the truncated DFT
+    matrices, the channel mix by one real ``bmm``; forward and backward written out (the CPU
+    default, :attr:`SpectralConv2d.impl` ``"fftx"``).
+
+    Why: a real FFT along the contiguous x axis takes half the time of the truncated DFT's GEMM
+    there (``paper`` at batch 16: 1.0 against 2.2 ms), and along z, where ``2*m1-1`` of ``n1``
+    frequencies are kept, a GEMM beats an FFT on a strided axis. Left to autograd, the complex
+    steps' backward made conjugated copies and the mix's slices four zero-filled full-size
+    gradients. Here each pass writes straight into the layout the next GEMM reads (``out=``
+    into permuted views), the adjoints of ``rfft`` and ``irfft`` are the other transform with a
+    per-mode scale folded into a copy the mix makes anyway, and the mix's buffers get a padding
+    row (:func:`_mode_rows`). A ``paper`` layer with its pointwise branch, forward and
+    backward, is 1.1-1.3x faster than the DFT-matmul layer (``"matmul"``) at batch 8-16, a
+    ``paper`` training step 1.1-1.2x; ``quick`` ties or gains a little
+    (``benchmarks/spectral_layer_cpu.py``, BENCHMARKS.md). Equal to the other paths to
+    round-off (tested, and by ``gradcheck``).
+
+    ``weight`` is the layer's parameter (:func:`mix_layout`); ``blocks`` (:func:`mix_blocks`
+    of it, frozen weights) mixes ``[Re x | Im x]`` rows instead of ``[Re x; Im x]``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, add: torch.Tensor | None,
+                m1: int, blocks: torch.Tensor | None) -> torch.Tensor:
+        b, cin, n1, n2 = x.shape
+        k1, m2, _, _, cout = weight.shape
+        modes = k1 * m2
+        fz, gz = _fftx_constants(n1, n2, m1, m2, x.dtype, str(x.device))[:2]
+        xf = torch.fft.rfft(x, dim=-1)[..., :m2].reshape(b * cin, n1, m2)
+        p = torch.view_as_real(torch.bmm(fz.expand(b * cin, k1, n1), xf))
+        p = p.view(b, cin, k1, m2, 2).permute(2, 3, 4, 0, 1)  # (k1, m2, re/im, B, cin)
+        y = x.new_empty(b, cout, k1, m2, 2)
+        yv = y.permute(2, 3, 4, 0, 1)  # (k1, m2, re/im, B, cout)
+        if blocks is None:  # per mode [Re x; Im x] @ [Re w | Im w]
+            rows = _mode_rows(2 * b, cin, 2 * cout)
+            low = x.new_empty(modes, rows, cin)
+            low[:, 2 * b:].zero_()
+            low[:, :2 * b].view(k1, m2, 2, b, cin).copy_(p)
+            prod = torch.bmm(low, weight.reshape(modes, cin, 2 * cout))
+            prod = prod.view(k1, m2, rows, 2 * cout)
+            re, im = prod[:, :, :b], prod[:, :, b:2 * b]
+            torch.sub(re[..., :cout], im[..., cout:], out=yv[:, :, 0])  # xr wr - xi wi
+            torch.add(re[..., cout:], im[..., :cout], out=yv[:, :, 1])  # xr wi + xi wr
+        else:  # per mode [Re x | Im x] @ [[Re w, Im w], [-Im w, Re w]]
+            rows = _mode_rows(b, 2 * cin, 2 * cout)
+            low = x.new_empty(modes, rows, 2 * cin)
+            low[:, b:].zero_()
+            low[:, :b].view(k1, m2, b, 2, cin).copy_(p.transpose(2, 3))
+            prod = torch.bmm(low, blocks).view(k1, m2, rows, 2, cout)
+            yv.copy_(prod[:, :, :b].transpose(2, 3))
+        z = torch.bmm(gz.expand(b * cout, n1, k1), torch.view_as_complex(y).view(b * cout, k1, m2))
+        out = torch.fft.irfft(z.view(b, cout, n1, m2), n=n2, dim=-1)
+        if add is not None:
+            out.add_(add)
+        ctx.save_for_backward(low if weight.requires_grad else None, weight, blocks)
+        ctx.dims = (b, n1, n2, m1, add is not None)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: torch.Tensor):
+        low, weight, blocks = ctx.saved_tensors
+        b, n1, n2, m1, has_add = ctx.dims
+        k1, m2, cin, _, cout = weight.shape
+        modes = k1 * m2
+        _, _, fz_h, gz_h, c, d = _fftx_constants(n1, n2, m1, m2, g.dtype, str(g.device))
+        gf = torch.fft.rfft(g, dim=-1)[..., :m2].reshape(b * cout, n1, m2)
+        gy = torch.view_as_real(torch.bmm(gz_h.expand(b * cout, k1, n1), gf))
+        gy = gy.view(b, cout, k1, m2, 2).permute(2, 3, 4, 0, 1)  # (k1, m2, re/im, B, cout)
+        # d/d(prod) with the adjoint of irfft's scale c; for the pairs [[g_re, g_im], [g_im, -g_re]]
+        if blocks is None:
+            gprod = g.new_empty(modes, _mode_rows(2 * b, cin, 2 * cout), 2 * cout)
+            gprod[:, 2 * b:].zero_()
+            g4 = gprod.view(k1, m2, -1, 2 * cout)
+            top, bottom = g4[:, :, :b], g4[:, :, b:2 * b]
+            torch.mul(gy[:, :, 0], c, out=top[..., :cout])
+            torch.mul(gy[:, :, 1], c, out=top[..., cout:])
+            bottom[..., :cout].copy_(top[..., cout:])
+            torch.neg(top[..., :cout], out=bottom[..., cout:])
+            mat = weight.reshape(modes, cin, 2 * cout)
+        else:
+            rows = _mode_rows(b, 2 * cin, 2 * cout)
+            gprod = g.new_empty(modes, rows, 2 * cout)
+            gprod[:, b:].zero_()
+            torch.mul(gy.transpose(2, 3), c.unsqueeze(-1),
+                      out=gprod[:, :b].view(k1, m2, b, 2, cout))
+            mat = blocks
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            glow = torch.bmm(gprod, mat.transpose(1, 2))
+            gp = g.new_empty(b, cin, k1, m2, 2)
+            gpv = gp.permute(2, 3, 4, 0, 1)  # (k1, m2, re/im, B, cin)
+            if blocks is None:
+                torch.mul(glow[:, :2 * b].view(k1, m2, 2, b, cin), d.unsqueeze(-1), out=gpv)
+            else:
+                torch.mul(glow[:, :b].view(k1, m2, b, 2, cin), d.unsqueeze(-1),
+                          out=gpv.transpose(2, 3))
+            gxf = torch.bmm(fz_h.expand(b * cin, n1, k1),
+                            torch.view_as_complex(gp).view(b * cin, k1, m2))
+            gx = torch.fft.irfft(gxf.view(b, cin, n1, m2), n=n2, dim=-1)
+        if ctx.needs_input_grad[1]:
+            gw = torch.bmm(low.transpose(1, 2), gprod).view(weight.shape)
+        return gx, gw, g if has_add and ctx.needs_input_grad[2] else None, None, None
+
+
+def _fftx_constants(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device: str
+                    ) -> tuple[torch.Tensor, ...]:
+    """:func:`_fftx_matrices` as ordinary constants whatever the grad mode (as
+    :func:`_dft_constants`)."""
+    with torch.inference_mode(False), torch.no_grad():
+        return _fftx_matrices(n1, n2, m1, m2, dtype, device)
 
 
 def _complex_mix(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
