@@ -138,11 +138,12 @@ def test_frozen_weights_mix_by_blocks_and_match_the_reference(size, impl):
     assert layer._frozen_blocks(x.dtype) is None  # trainable weights mix without blocks
 
 
-@pytest.mark.parametrize("frozen", [False, True])
-def test_fftx_layer_passes_gradcheck(frozen):
+@pytest.mark.parametrize("frozen,x_grad", [(False, True), (True, True), (False, False)])
+def test_fftx_layer_passes_gradcheck(frozen, x_grad):
     """Finite differences of the hand-written forward and backward (:class:`_SpectralFFTx`) in
-    float64: input, weight (trainable) and the added branch; frozen weights mix by the 2x2
-    blocks. 128 channels of one sample: the mix's buffers get their padding row."""
+    float64: input, weight (trainable) and the added branch, the input also without a gradient;
+    frozen weights mix by the 2x2 blocks. 128 channels of one sample: the mix's buffers get
+    their padding row."""
     from seisfno.operator.spectral import _mode_rows, _SpectralFFTx, mix_blocks
 
     torch.manual_seed(6)
@@ -150,16 +151,49 @@ def test_fftx_layer_passes_gradcheck(frozen):
     assert _mode_rows(2, cin, 2 * cout) == 3 and _mode_rows(1, 2 * cin, 2 * cout) == 2
     w = torch.randn(2 * m1 - 1, m2, cin, 2, cout, dtype=torch.float64,
                     requires_grad=not frozen)
-    x = torch.randn(1, cin, 6, 5, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(1, cin, 6, 5, dtype=torch.float64, requires_grad=x_grad)
     add = torch.randn(1, cout, 6, 5, dtype=torch.float64, requires_grad=True)
     blocks = mix_blocks(w.detach()) if frozen else None
     args = (x, w, add, m1, blocks)
     assert torch.autograd.gradcheck(_SpectralFFTx.apply, args)
 
 
+def test_default_layer_on_cpu_is_fftx_and_falls_back(monkeypatch):
+    """``impl="auto"`` runs :class:`_SpectralFFTx` on CPU, and the DFT-matmul path for an empty
+    batch (an FFT of nothing fails in MKL) and under ``torch.compile``."""
+    from seisfno.operator import spectral
+
+    calls = []
+    real = spectral._SpectralFFTx.apply
+    monkeypatch.setattr(spectral._SpectralFFTx, "apply",
+                        lambda *a: calls.append(1) or real(*a))
+    layer = SpectralConv2d(3, 4, 3, 3)
+    assert layer(torch.randn(2, 3, 9, 8)).shape == (2, 4, 9, 8) and len(calls) == 1
+    assert layer(torch.randn(0, 3, 9, 8)).shape == (0, 4, 9, 8) and len(calls) == 1
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    layer(torch.randn(2, 3, 9, 8))
+    assert len(calls) == 1
+
+
+def test_frozen_weights_changed_before_the_backward():
+    """FWI may reload or change frozen weights between a forward and its backward: the input
+    gradient is the one of the weights the forward used, and no in-place error is raised."""
+    torch.manual_seed(8)
+    layer = SpectralConv2d(3, 4, 3, 3).double().requires_grad_(False)
+    ref = SpectralConv2d(3, 4, 3, 3).double().requires_grad_(False)
+    ref.impl = "einsum"
+    ref.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 3, 9, 8, dtype=torch.float64, requires_grad=True)
+    y = layer(x)
+    with torch.no_grad():
+        layer.weight.mul_(2.0)
+    g = torch.autograd.grad(y.square().sum(), x)[0]
+    torch.testing.assert_close(g, torch.autograd.grad(ref(x).square().sum(), x)[0])
+
+
 def test_shipped_quick_model_unchanged_by_the_fast_layer():
-    """The shipped weights give the same wavefields through the default (DFT-matmul) layer as
-    through the FFT + einsum reference (issue 12: scores kept to well within 1e-3)."""
+    """The shipped weights give the same wavefields through the default layer (``fftx`` on
+    CPU) as through the FFT + einsum reference (issue 12: scores kept to well within 1e-3)."""
     from seisfno.operator import load_model
     from seisfno.physics import sample_rng, von_karman
 
@@ -178,13 +212,17 @@ def test_shipped_quick_model_unchanged_by_the_fast_layer():
     assert 0 < rel < 1e-5, rel  # 0 would mean the reference path did not run
 
 
-def test_backward_works_after_inference_mode():
+@pytest.mark.parametrize("impl", ["auto", "matmul"])
+def test_backward_works_after_inference_mode(impl):
     """The DFT matrices cached by a first call under ``inference_mode`` must not be inference
     tensors: a later training or FWI call on the same grid saves them for backward."""
-    from seisfno.operator.spectral import _dft_matrices
+    from seisfno.operator.spectral import _dft_matrices, _fftx_matrices
 
     _dft_matrices.cache_clear()
+    _fftx_matrices.cache_clear()
     net = FNO2d(nt_out=3, width=4, modes=3, n_layers=1)
+    for layer in net.spectral:
+        layer.impl = impl
     x = torch.randn(1, 4, 13, 13)
     with torch.inference_mode():
         net(x)

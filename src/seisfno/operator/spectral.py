@@ -101,10 +101,12 @@ class SpectralConv2d(nn.Module):
 
     #: How the layer is computed; all give the same result to round-off:
     #:
-    #: - ``"auto"`` (the default): ``"fftx"`` on CPU outside ``torch.compile``, else ``"matmul"``
-    #:   (channels-first; channels-last runs ``"fft"``);
+    #: - ``"auto"`` (the default): ``"fftx"`` on CPU outside ``torch.compile``, else (and for an
+    #:   empty batch) ``"matmul"`` (channels-first; channels-last runs ``"fft"``);
     #: - ``"fftx"`` (channels-first only): real FFTs along x, complex GEMMs with truncated DFT
-    #:   matrices along z, forward and backward written out (:class:`_SpectralFFTx`);
+    #:   matrices along z, forward and backward written out (:class:`_SpectralFFTx`); first
+    #:   derivatives only (no double backward, ``torch.func`` or forward-mode AD: use
+    #:   ``"matmul"`` for those);
     #: - ``"matmul"`` (channels-first only): the kept Fourier modes by truncated DFT matrices,
     #:   every step a real matmul, differentiated by autograd (:func:`_spectral_matmul`);
     #: - ``"fft"``: FFTs, and one real batched matmul for the channel mix (:func:`_mix_real`);
@@ -159,8 +161,8 @@ class SpectralConv2d(nn.Module):
         lo, hi = _band(n1, m1)
         impl = self.impl
         if impl == "auto":
-            impl = ("fftx" if x.device.type == "cpu" and not torch.compiler.is_compiling()
-                    else "matmul")
+            impl = ("fftx" if x.device.type == "cpu" and x.shape[0] > 0
+                    and not torch.compiler.is_compiling() else "matmul")
         if impl in ("matmul", "fftx") and not channels_last:
             with torch.autocast(x.device.type, enabled=False):
                 x = _fft_dtype(x)
@@ -197,6 +199,13 @@ def _interleave(re: torch.Tensor, im: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.stack([re, im], dim=dim + 1).flatten(dim, dim + 1)
 
 
+def _z_angles(n1: int, m1: int) -> torch.Tensor:
+    """The DFT angles ``2 pi k n / n1`` (float64, ``(2*m1-1, n1)``) of the kept z frequencies, in
+    the weights' order: ``0 .. m1-1``, then ``-(m1-1) .. -1``."""
+    kz = torch.cat([torch.arange(m1), torch.arange(n1 - m1 + 1, n1)]).to(torch.float64)
+    return 2 * math.pi / n1 * torch.outer(kz, torch.arange(n1, dtype=torch.float64))
+
+
 @functools.lru_cache(maxsize=16)
 def _dft_matrices(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device: str
                   ) -> tuple[torch.Tensor, ...]:
@@ -216,8 +225,7 @@ def _dft_matrices(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device
     complex modes before the complex z transform, a third fewer flops than z first.
     """
     f64 = torch.float64
-    kz = torch.cat([torch.arange(m1), torch.arange(n1 - m1 + 1, n1)]).to(f64)
-    az = 2 * math.pi / n1 * torch.outer(kz, torch.arange(n1, dtype=f64))  # (k1, n1)
+    az = _z_angles(n1, m1)
     ax = 2 * math.pi / n2 * torch.outer(torch.arange(m2, dtype=f64), torch.arange(n2, dtype=f64))
     cz, sz, cx, sx = az.cos(), az.sin(), ax.cos().T, ax.sin().T  # (k1, n1), (n2, m2)
     gz = _interleave(_interleave(cz.T, -sz.T, 1), _interleave(sz.T, cz.T, 1), 0) / n1
@@ -276,32 +284,32 @@ def _spectral_matmul(x: torch.Tensor, weight: torch.Tensor, m1: int, m2: int,
 def _fftx_matrices(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device: str
                    ) -> tuple[torch.Tensor, ...]:
     """Constants of :class:`_SpectralFFTx` for real ``dtype``: the truncated complex DFT along
-    z ``fz (k1, n1)``, its inverse ``gz (n1, k1)`` (``1/n1``), their conjugate transposes (the
-    backward), and per x-mode (shape ``(m2, 1, 1)``) the scales of the adjoints of ``irfft``
-    (``1/n2``, ``2/n2`` for ``k > 0``) and of ``rfft`` (``n2 / 2``, ``n2`` for ``k = 0``)."""
-    f64 = torch.float64
-    kz = torch.cat([torch.arange(m1), torch.arange(n1 - m1 + 1, n1)]).to(f64)
-    a = 2 * math.pi / n1 * torch.outer(kz, torch.arange(n1, dtype=f64))  # (k1, n1)
+    z ``fz (k1, n1)`` and its inverse ``gz (n1, k1)`` (``1/n1``), and per x-mode (shape ``(m2,
+    1, 1)``) the backward's scales ``c``, the adjoint of ``irfft`` (``1/n2``, ``2/n2`` for ``k >
+    0``) times ``1/n1``, and ``d``, the adjoint of ``rfft`` (``n2``, ``n2/2`` for ``k > 0``) times
+    ``n1``: the adjoints of the z steps are ``fz / n1`` and ``n1 gz`` (``fz`` conjugated and
+    transposed is ``n1 gz``). Valid while x's Nyquist frequency is not kept (``n2 >= 2*m2-1``)."""
+    a = _z_angles(n1, m1)  # (k1, n1)
     fz = torch.polar(torch.ones_like(a), -a)
     gz = torch.polar(torch.ones_like(a), a).T / n1
-    c = torch.full((m2,), 2.0 / n2, dtype=f64)
-    c[0] = 1.0 / n2
-    d = torch.full((m2,), n2 / 2, dtype=f64)
-    d[0] = float(n2)
-    cdtype = torch.complex128 if dtype == f64 else torch.complex64
-    return (*(m.to(dtype=cdtype, device=device).contiguous()
-              for m in (fz, gz, fz.conj().T, gz.conj().T)),
+    c = torch.full((m2,), 2.0 / (n2 * n1), dtype=torch.float64)
+    c[0] = 1.0 / (n2 * n1)
+    d = torch.full((m2,), n2 * n1 / 2, dtype=torch.float64)
+    d[0] = float(n2 * n1)
+    cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    return (*(m.to(dtype=cdtype, device=device).contiguous() for m in (fz, gz)),
             *(v.to(dtype=dtype, device=device).view(m2, 1, 1) for v in (c, d)))
 
 
 def _mode_rows(b: int, *widths: int) -> int:
-    """Rows per mode of the channel mix's buffers: ``b``, one more when a mode's stride (``rows
-    * width`` floats) is a multiple of 256 floats (1 KiB).
+    """Rows per mode of the channel mix's buffers: ``b`` (``2*B`` or ``B``), one more when a
+    mode's stride (``b * width`` elements) is a multiple of 256 elements (1 KiB in float32).
 
     Why: the copies between the DFT's layout and the mix's cross the mode axis; with a stride of
     4 KiB (``paper`` at batch 16: 32 rows of 32 channels) the elements of a cache line's worth
     fall into one cache set, and such a copy ran 4x slower (1.6 against 0.4 ms). A zero row
-    costs ``1/b`` more multiply work in the mix."""
+    costs ``1/b`` more multiply work in the mix. (It cannot help when a width is itself a
+    multiple of 256; no network here is that wide.)"""
     return b + 1 if any(b * w % 256 == 0 for w in widths) else b
 
 
@@ -334,7 +342,7 @@ class _SpectralFFTx(torch.autograd.Function):
         b, cin, n1, n2 = x.shape
         k1, m2, _, _, cout = weight.shape
         modes = k1 * m2
-        fz, gz = _fftx_constants(n1, n2, m1, m2, x.dtype, str(x.device))[:2]
+        fz, gz, _, _ = _fftx_constants(n1, n2, m1, m2, x.dtype, str(x.device))
         xf = torch.fft.rfft(x, dim=-1)[..., :m2].reshape(b * cin, n1, m2)
         p = torch.view_as_real(torch.bmm(fz.expand(b * cin, k1, n1), xf))
         p = p.view(b, cin, k1, m2, 2).permute(2, 3, 4, 0, 1)  # (k1, m2, re/im, B, cin)
@@ -361,23 +369,33 @@ class _SpectralFFTx(torch.autograd.Function):
         out = torch.fft.irfft(z.view(b, cout, n1, m2), n=n2, dim=-1)
         if add is not None:
             out.add_(add)
-        ctx.save_for_backward(low if weight.requires_grad else None, weight, blocks)
-        ctx.dims = (b, n1, n2, m1, add is not None)
+        # Only what the backward reads: the mix's input for the weight's gradient, the weight (or
+        # its blocks) for the input's; a frozen weight changed in place before the backward is
+        # then no error (its blocks are a new tensor when it changes).
+        need_x, need_w = ctx.needs_input_grad[:2]
+        ctx.save_for_backward(low if need_w else None,
+                              weight if need_x and blocks is None else None,
+                              blocks if need_x else None)
+        ctx.dims = (b, n1, n2, m1, tuple(weight.shape), blocks is not None)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: torch.Tensor):
         low, weight, blocks = ctx.saved_tensors
-        b, n1, n2, m1, has_add = ctx.dims
-        k1, m2, cin, _, cout = weight.shape
+        b, n1, n2, m1, wshape, frozen = ctx.dims
+        k1, m2, cin, _, cout = wshape
         modes = k1 * m2
-        _, _, fz_h, gz_h, c, d = _fftx_constants(n1, n2, m1, m2, g.dtype, str(g.device))
+        need_x, need_w, need_add = ctx.needs_input_grad[:3]
+        g_add = g if need_add else None
+        if not (need_x or need_w):
+            return None, None, g_add, None, None
+        fz, gz, c, d = _fftx_constants(n1, n2, m1, m2, g.dtype, str(g.device))
         gf = torch.fft.rfft(g, dim=-1)[..., :m2].reshape(b * cout, n1, m2)
-        gy = torch.view_as_real(torch.bmm(gz_h.expand(b * cout, k1, n1), gf))
+        gy = torch.view_as_real(torch.bmm(fz.expand(b * cout, k1, n1), gf))
         gy = gy.view(b, cout, k1, m2, 2).permute(2, 3, 4, 0, 1)  # (k1, m2, re/im, B, cout)
         # d/d(prod) with the adjoint of irfft's scale c; for the pairs [[g_re, g_im], [g_im, -g_re]]
-        if blocks is None:
+        if not frozen:
             gprod = g.new_empty(modes, _mode_rows(2 * b, cin, 2 * cout), 2 * cout)
             gprod[:, 2 * b:].zero_()
             g4 = gprod.view(k1, m2, -1, 2 * cout)
@@ -386,7 +404,7 @@ class _SpectralFFTx(torch.autograd.Function):
             torch.mul(gy[:, :, 1], c, out=top[..., cout:])
             bottom[..., :cout].copy_(top[..., cout:])
             torch.neg(top[..., :cout], out=bottom[..., cout:])
-            mat = weight.reshape(modes, cin, 2 * cout)
+            mat = None if weight is None else weight.reshape(modes, cin, 2 * cout)
         else:
             rows = _mode_rows(b, 2 * cin, 2 * cout)
             gprod = g.new_empty(modes, rows, 2 * cout)
@@ -395,21 +413,21 @@ class _SpectralFFTx(torch.autograd.Function):
                       out=gprod[:, :b].view(k1, m2, b, 2, cout))
             mat = blocks
         gx = gw = None
-        if ctx.needs_input_grad[0]:
+        if need_x:
             glow = torch.bmm(gprod, mat.transpose(1, 2))
             gp = g.new_empty(b, cin, k1, m2, 2)
             gpv = gp.permute(2, 3, 4, 0, 1)  # (k1, m2, re/im, B, cin)
-            if blocks is None:
+            if not frozen:
                 torch.mul(glow[:, :2 * b].view(k1, m2, 2, b, cin), d.unsqueeze(-1), out=gpv)
             else:
                 torch.mul(glow[:, :b].view(k1, m2, b, 2, cin), d.unsqueeze(-1),
                           out=gpv.transpose(2, 3))
-            gxf = torch.bmm(fz_h.expand(b * cin, n1, k1),
+            gxf = torch.bmm(gz.expand(b * cin, n1, k1),
                             torch.view_as_complex(gp).view(b * cin, k1, m2))
             gx = torch.fft.irfft(gxf.view(b, cin, n1, m2), n=n2, dim=-1)
-        if ctx.needs_input_grad[1]:
-            gw = torch.bmm(low.transpose(1, 2), gprod).view(weight.shape)
-        return gx, gw, g if has_add and ctx.needs_input_grad[2] else None, None, None
+        if need_w:
+            gw = torch.bmm(low.transpose(1, 2), gprod).view(wshape)
+        return gx, gw, g_add, None, None
 
 
 def _fftx_constants(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device: str
