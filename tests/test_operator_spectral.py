@@ -90,7 +90,7 @@ def test_fno2d_layouts_agree(norm):
         torch.testing.assert_close(g_cl, g, atol=1e-12, rtol=1e-10)
 
 
-@pytest.mark.parametrize("impl,channels_last", [("auto", False), ("fftx", False),
+@pytest.mark.parametrize("impl,channels_last", [("fftx", False),
                                                  ("matmul", False), ("fft", False),
                                                  ("fft", True)])
 @pytest.mark.parametrize("size", [(24, 24, 6, 6), (23, 20, 5, 4), (11, 11, 6, 6),

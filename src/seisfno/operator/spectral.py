@@ -236,12 +236,13 @@ def _dft_matrices(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device
     return tuple(m.to(dtype=dtype, device=device).contiguous() for m in mats)
 
 
-def _dft_constants(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device: str
-                   ) -> tuple[torch.Tensor, ...]:
-    """:func:`_dft_matrices`, made as ordinary constants whatever the caller's grad mode (an
-    inference tensor in the cache would break every later backward pass)."""
+def _dft_constants(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device: str,
+                   make=None) -> tuple[torch.Tensor, ...]:
+    """:func:`_dft_matrices` (or the cached ``make`` with the same arguments, e.g.
+    :func:`_fftx_matrices`), made as ordinary constants whatever the caller's grad mode (an
+    inference tensor in the cache would break every later backward pass that saves one)."""
     with torch.inference_mode(False), torch.no_grad():
-        return _dft_matrices(n1, n2, m1, m2, dtype, device)
+        return (make or _dft_matrices)(n1, n2, m1, m2, dtype, device)
 
 
 def _bmm_left(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -342,7 +343,7 @@ class _SpectralFFTx(torch.autograd.Function):
         b, cin, n1, n2 = x.shape
         k1, m2, _, _, cout = weight.shape
         modes = k1 * m2
-        fz, gz, _, _ = _fftx_constants(n1, n2, m1, m2, x.dtype, str(x.device))
+        fz, gz, _, _ = _dft_constants(n1, n2, m1, m2, x.dtype, str(x.device), _fftx_matrices)
         xf = torch.fft.rfft(x, dim=-1)[..., :m2].reshape(b * cin, n1, m2)
         p = torch.view_as_real(torch.bmm(fz.expand(b * cin, k1, n1), xf))
         p = p.view(b, cin, k1, m2, 2).permute(2, 3, 4, 0, 1)  # (k1, m2, re/im, B, cin)
@@ -390,7 +391,7 @@ class _SpectralFFTx(torch.autograd.Function):
         g_add = g if need_add else None
         if not (need_x or need_w):
             return None, None, g_add, None, None
-        fz, gz, c, d = _fftx_constants(n1, n2, m1, m2, g.dtype, str(g.device))
+        fz, gz, c, d = _dft_constants(n1, n2, m1, m2, g.dtype, str(g.device), _fftx_matrices)
         gf = torch.fft.rfft(g, dim=-1)[..., :m2].reshape(b * cout, n1, m2)
         gy = torch.view_as_real(torch.bmm(fz.expand(b * cout, k1, n1), gf))
         gy = gy.view(b, cout, k1, m2, 2).permute(2, 3, 4, 0, 1)  # (k1, m2, re/im, B, cout)
@@ -428,14 +429,6 @@ class _SpectralFFTx(torch.autograd.Function):
         if need_w:
             gw = torch.bmm(low.transpose(1, 2), gprod).view(wshape)
         return gx, gw, g_add, None, None
-
-
-def _fftx_constants(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device: str
-                    ) -> tuple[torch.Tensor, ...]:
-    """:func:`_fftx_matrices` as ordinary constants whatever the grad mode (as
-    :func:`_dft_constants`)."""
-    with torch.inference_mode(False), torch.no_grad():
-        return _fftx_matrices(n1, n2, m1, m2, dtype, device)
 
 
 def _complex_mix(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
