@@ -216,10 +216,10 @@ def test_shipped_quick_model_unchanged_by_the_fast_layer():
 def test_backward_works_after_inference_mode(impl):
     """The DFT matrices cached by a first call under ``inference_mode`` must not be inference
     tensors: a later training or FWI call on the same grid saves them for backward."""
-    from seisfno.operator.spectral import _dft_matrices, _fftx_matrices
+    from seisfno.operator.spectral import _dft_matrices, _fftx_scales
 
     _dft_matrices.cache_clear()
-    _fftx_matrices.cache_clear()
+    _fftx_scales.cache_clear()
     net = FNO2d(nt_out=3, width=4, modes=3, n_layers=1)
     for layer in net.spectral:
         layer.impl = impl

@@ -103,10 +103,10 @@ class SpectralConv2d(nn.Module):
     #:
     #: - ``"auto"`` (the default): ``"fftx"`` on CPU outside ``torch.compile``, else (and for an
     #:   empty batch) ``"matmul"`` (channels-first; channels-last runs ``"fft"``);
-    #: - ``"fftx"`` (channels-first only): real FFTs along x, complex GEMMs with truncated DFT
-    #:   matrices along z, forward and backward written out (:class:`_SpectralFFTx`); first
-    #:   derivatives only (no double backward, ``torch.func`` or forward-mode AD: use
-    #:   ``"matmul"`` for those);
+    #: - ``"fftx"`` (channels-first only): a real FFT along x and an FFT along z of the kept
+    #:   columns, the channel mix by one real ``bmm``, forward and backward written out
+    #:   (:class:`_SpectralFFTx`); first derivatives only (no double backward, ``torch.func``
+    #:   or forward-mode AD: use ``"matmul"`` for those);
     #: - ``"matmul"`` (channels-first only): the kept Fourier modes by truncated DFT matrices,
     #:   every step a real matmul, differentiated by autograd (:func:`_spectral_matmul`);
     #: - ``"fft"``: FFTs, and one real batched matmul for the channel mix (:func:`_mix_real`);
@@ -282,24 +282,47 @@ def _spectral_matmul(x: torch.Tensor, weight: torch.Tensor, m1: int, m2: int,
 
 
 @functools.lru_cache(maxsize=16)
-def _fftx_matrices(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device: str
-                   ) -> tuple[torch.Tensor, ...]:
-    """Constants of :class:`_SpectralFFTx` for real ``dtype``: the truncated complex DFT along
-    z ``fz (k1, n1)`` and its inverse ``gz (n1, k1)`` (``1/n1``), and per x-mode (shape ``(m2,
-    1, 1)``) the backward's scales ``c``, the adjoint of ``irfft`` (``1/n2``, ``2/n2`` for ``k >
-    0``) times ``1/n1``, and ``d``, the adjoint of ``rfft`` (``n2``, ``n2/2`` for ``k > 0``) times
-    ``n1``: the adjoints of the z steps are ``fz / n1`` and ``n1 gz`` (``fz`` conjugated and
-    transposed is ``n1 gz``). Valid while x's Nyquist frequency is not kept (``n2 >= 2*m2-1``)."""
-    a = _z_angles(n1, m1)  # (k1, n1)
-    fz = torch.polar(torch.ones_like(a), -a)
-    gz = torch.polar(torch.ones_like(a), a).T / n1
+def _fftx_scales(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device: str
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The backward's per-x-mode scales of :class:`_SpectralFFTx` (shape ``(m2, 1, 1)``): ``c``,
+    the adjoint of the inverse transform (``irfft``: ``1/n2``, ``2/n2`` for ``k > 0``; ``ifft``
+    along z: ``1/n1``) and ``d``, the adjoint of the forward one (``rfft``: ``n2``, ``n2/2`` for
+    ``k > 0``; ``fft`` along z: ``n1``), so that each adjoint is the other transform. Valid while
+    x's Nyquist frequency is not kept (``n2 >= 2*m2-1``). (``m1`` only keys the cache.)"""
     c = torch.full((m2,), 2.0 / (n2 * n1), dtype=torch.float64)
     c[0] = 1.0 / (n2 * n1)
     d = torch.full((m2,), n2 * n1 / 2, dtype=torch.float64)
     d[0] = float(n2 * n1)
-    cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-    return (*(m.to(dtype=cdtype, device=device).contiguous() for m in (fz, gz)),
-            *(v.to(dtype=dtype, device=device).view(m2, 1, 1) for v in (c, d)))
+    return tuple(v.to(dtype=dtype, device=device).view(m2, 1, 1) for v in (c, d))
+
+
+def _kept_rows(v: torch.Tensor, m1: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kept z frequencies of ``v`` (z on dim 0) in the weights' order: ``0 .. m1-1``, then
+    ``-(m1-1) .. -1``."""
+    return v[:m1], v[v.shape[0] - m1 + 1:]
+
+
+def _fft_kept(x: torch.Tensor, m1: int, m2: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real ``x (B, c, n1, n2)`` to its kept Fourier coefficients, ``rfft`` along x then ``fft``
+    along z of the ``m2`` kept columns only: two real views ``(kz, m2, re/im, B, c)``, the
+    positive and the negative z frequencies (:func:`_kept_rows`)."""
+    xf = torch.fft.fft(torch.fft.rfft(x, dim=-1)[..., :m2], dim=-2)
+    return _kept_rows(torch.view_as_real(xf).permute(2, 3, 4, 0, 1), m1)
+
+
+def _spectrum(like: torch.Tensor, b: int, c: int, n1: int, m1: int, m2: int
+              ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """An uninitialised ``(B, c, n1, m2, re/im)`` spectrum with its unkept z rows zeroed, and the
+    two views ``(kz, m2, re/im, B, c)`` of its kept rows, to be written by the channel mix."""
+    buf = like.new_empty(b, c, n1, m2, 2)
+    buf[:, :, m1:n1 - m1 + 1].zero_()
+    return buf, _kept_rows(buf.permute(2, 3, 4, 0, 1), m1)
+
+
+def _ifft_spectrum(buf: torch.Tensor, n2: int) -> torch.Tensor:
+    """The inverse of :func:`_fft_kept` on a :func:`_spectrum`: ``ifft`` along z, ``irfft``
+    (zero-padding the columns) along x."""
+    return torch.fft.irfft(torch.fft.ifft(torch.view_as_complex(buf), dim=-2), n=n2, dim=-1)
 
 
 def _mode_rows(b: int, *widths: int) -> int:
@@ -316,22 +339,24 @@ def _mode_rows(b: int, *widths: int) -> int:
 
 class _SpectralFFTx(torch.autograd.Function):
     """The spectral convolution of channels-first ``x (B, cin, n1, n2)`` plus ``add`` (or
-    ``None``): the x axis by real FFTs, the z axis by complex GEMMs with the truncated DFT
-    matrices, the channel mix by one real ``bmm``; forward and backward written out (the CPU
-    default, :attr:`SpectralConv2d.impl` ``"fftx"``).
+    ``None``): a real FFT along x, an FFT along z of the ``m2`` kept columns only, the channel
+    mix by one real ``bmm``, and the inverse the same way back; forward and backward written
+    out (the CPU default, :attr:`SpectralConv2d.impl` ``"fftx"``).
 
     Why: a real FFT along the contiguous x axis takes half the time of the truncated DFT's GEMM
-    there (``paper`` at batch 16: 1.0 against 2.2 ms), and along z, where ``2*m1-1`` of ``n1``
-    frequencies are kept, a GEMM beats an FFT on a strided axis. Left to autograd, the complex
-    steps' backward made conjugated copies and the mix's slices four zero-filled full-size
-    gradients. Here each pass writes straight into the layout the next GEMM reads (``out=``
-    into permuted views), the adjoints of ``rfft`` and ``irfft`` are the other transform with a
-    per-mode scale folded into a copy the mix makes anyway, and the mix's buffers get a padding
-    row (:func:`_mode_rows`). A ``paper`` layer with its pointwise branch, forward and
-    backward, is 1.1-1.3x faster than the DFT-matmul layer (``"matmul"``) at batch 8-16, a
-    ``paper`` training step 1.1-1.2x; ``quick`` ties or gains a little
-    (``benchmarks/spectral_layer_cpu.py``, BENCHMARKS.md). Equal to the other paths to
-    round-off (tested, and by ``gradcheck``).
+    there (``paper`` at batch 16: 1.0 against 2.2 ms), and along z the FFT of the kept columns
+    beats the truncated DFT's complex GEMM once ``2*m1-1`` of ``n1`` rows are kept: 0.40
+    against 0.74 ms for the shipped ``quick`` model's FWI shape (31 of 72 rows; an FWI
+    iteration 1.04x, a ``paper`` training step 1.04-1.06x, ``quick`` a tie). Left to autograd,
+    the complex steps' backward made conjugated copies and the mix's slices four zero-filled
+    full-size gradients. Here each pass writes straight into the layout the next step reads
+    (``out=`` into permuted views: the mix writes the kept rows of a spectrum whose other rows
+    are zeroed, :func:`_spectrum`), the adjoint of each transform is the other one with a
+    per-mode scale folded into a copy the mix makes anyway (:func:`_fftx_scales`), and the
+    mix's buffers get a padding row (:func:`_mode_rows`). A ``paper`` layer with its pointwise
+    branch, forward and backward, is 1.2-1.4x faster than the DFT-matmul layer (``"matmul"``)
+    at batch 8-16 (``benchmarks/spectral_layer_cpu.py``, BENCHMARKS.md). Equal to the other
+    paths to round-off (tested, and by ``gradcheck``).
 
     ``weight`` is the layer's parameter (:func:`mix_layout`); ``blocks`` (:func:`mix_blocks`
     of it, frozen weights) mixes ``[Re x | Im x]`` rows instead of ``[Re x; Im x]``.
@@ -343,31 +368,32 @@ class _SpectralFFTx(torch.autograd.Function):
         b, cin, n1, n2 = x.shape
         k1, m2, _, _, cout = weight.shape
         modes = k1 * m2
-        fz, gz, _, _ = _dft_constants(n1, n2, m1, m2, x.dtype, str(x.device), _fftx_matrices)
-        xf = torch.fft.rfft(x, dim=-1)[..., :m2].reshape(b * cin, n1, m2)
-        p = torch.view_as_real(torch.bmm(fz.expand(b * cin, k1, n1), xf))
-        p = p.view(b, cin, k1, m2, 2).permute(2, 3, 4, 0, 1)  # (k1, m2, re/im, B, cin)
-        y = x.new_empty(b, cout, k1, m2, 2)
-        yv = y.permute(2, 3, 4, 0, 1)  # (k1, m2, re/im, B, cout)
+        pos, neg = _fft_kept(x, m1, m2)  # (kz, m2, re/im, B, cin)
+        buf, (ypos, yneg) = _spectrum(x, b, cout, n1, m1, m2)  # views (kz, m2, re/im, B, cout)
         if blocks is None:  # per mode [Re x; Im x] @ [Re w | Im w]
             rows = _mode_rows(2 * b, cin, 2 * cout)
             low = x.new_empty(modes, rows, cin)
             low[:, 2 * b:].zero_()
-            low[:, :2 * b].view(k1, m2, 2, b, cin).copy_(p)
+            lv = low[:, :2 * b].view(k1, m2, 2, b, cin)
+            lv[:m1].copy_(pos)
+            lv[m1:].copy_(neg)
             prod = torch.bmm(low, weight.reshape(modes, cin, 2 * cout))
             prod = prod.view(k1, m2, rows, 2 * cout)
             re, im = prod[:, :, :b], prod[:, :, b:2 * b]
-            torch.sub(re[..., :cout], im[..., cout:], out=yv[:, :, 0])  # xr wr - xi wi
-            torch.add(re[..., cout:], im[..., :cout], out=yv[:, :, 1])  # xr wi + xi wr
+            for kz, yv in ((slice(0, m1), ypos), (slice(m1, k1), yneg)):
+                torch.sub(re[kz, ..., :cout], im[kz, ..., cout:], out=yv[:, :, 0])  # xr wr - xi wi
+                torch.add(re[kz, ..., cout:], im[kz, ..., :cout], out=yv[:, :, 1])  # xr wi + xi wr
         else:  # per mode [Re x | Im x] @ [[Re w, Im w], [-Im w, Re w]]
             rows = _mode_rows(b, 2 * cin, 2 * cout)
             low = x.new_empty(modes, rows, 2 * cin)
             low[:, b:].zero_()
-            low[:, :b].view(k1, m2, b, 2, cin).copy_(p.transpose(2, 3))
+            lv = low[:, :b].view(k1, m2, b, 2, cin)
+            lv[:m1].copy_(pos.transpose(2, 3))
+            lv[m1:].copy_(neg.transpose(2, 3))
             prod = torch.bmm(low, blocks).view(k1, m2, rows, 2, cout)
-            yv.copy_(prod[:, :, :b].transpose(2, 3))
-        z = torch.bmm(gz.expand(b * cout, n1, k1), torch.view_as_complex(y).view(b * cout, k1, m2))
-        out = torch.fft.irfft(z.view(b, cout, n1, m2), n=n2, dim=-1)
+            ypos.copy_(prod[:m1, :, :b].transpose(2, 3))
+            yneg.copy_(prod[m1:, :, :b].transpose(2, 3))
+        out = _ifft_spectrum(buf, n2)
         if add is not None:
             out.add_(add)
         # Only what the backward reads: the mix's input for the weight's gradient, the weight (or
@@ -391,18 +417,19 @@ class _SpectralFFTx(torch.autograd.Function):
         g_add = g if need_add else None
         if not (need_x or need_w):
             return None, None, g_add, None, None
-        fz, gz, c, d = _dft_constants(n1, n2, m1, m2, g.dtype, str(g.device), _fftx_matrices)
-        gf = torch.fft.rfft(g, dim=-1)[..., :m2].reshape(b * cout, n1, m2)
-        gy = torch.view_as_real(torch.bmm(fz.expand(b * cout, k1, n1), gf))
-        gy = gy.view(b, cout, k1, m2, 2).permute(2, 3, 4, 0, 1)  # (k1, m2, re/im, B, cout)
-        # d/d(prod) with the adjoint of irfft's scale c; for the pairs [[g_re, g_im], [g_im, -g_re]]
+        c, d = _dft_constants(n1, n2, m1, m2, g.dtype, str(g.device), _fftx_scales)
+        gpos, gneg = _fft_kept(g, m1, m2)  # (kz, m2, re/im, B, cout)
+        halves = ((slice(0, m1), gpos), (slice(m1, k1), gneg))
+        # d/d(prod) with the adjoint of the inverse transform's scale c; for the pairs
+        # [[g_re, g_im], [g_im, -g_re]]
         if not frozen:
             gprod = g.new_empty(modes, _mode_rows(2 * b, cin, 2 * cout), 2 * cout)
             gprod[:, 2 * b:].zero_()
             g4 = gprod.view(k1, m2, -1, 2 * cout)
             top, bottom = g4[:, :, :b], g4[:, :, b:2 * b]
-            torch.mul(gy[:, :, 0], c, out=top[..., :cout])
-            torch.mul(gy[:, :, 1], c, out=top[..., cout:])
+            for kz, gy in halves:
+                torch.mul(gy[:, :, 0], c, out=top[kz, ..., :cout])
+                torch.mul(gy[:, :, 1], c, out=top[kz, ..., cout:])
             bottom[..., :cout].copy_(top[..., cout:])
             torch.neg(top[..., :cout], out=bottom[..., cout:])
             mat = None if weight is None else weight.reshape(modes, cin, 2 * cout)
@@ -410,22 +437,22 @@ class _SpectralFFTx(torch.autograd.Function):
             rows = _mode_rows(b, 2 * cin, 2 * cout)
             gprod = g.new_empty(modes, rows, 2 * cout)
             gprod[:, b:].zero_()
-            torch.mul(gy.transpose(2, 3), c.unsqueeze(-1),
-                      out=gprod[:, :b].view(k1, m2, b, 2, cout))
+            gv = gprod[:, :b].view(k1, m2, b, 2, cout)
+            for kz, gy in halves:
+                torch.mul(gy.transpose(2, 3), c.unsqueeze(-1), out=gv[kz])
             mat = blocks
         gx = gw = None
         if need_x:
             glow = torch.bmm(gprod, mat.transpose(1, 2))
-            gp = g.new_empty(b, cin, k1, m2, 2)
-            gpv = gp.permute(2, 3, 4, 0, 1)  # (k1, m2, re/im, B, cin)
-            if not frozen:
-                torch.mul(glow[:, :2 * b].view(k1, m2, 2, b, cin), d.unsqueeze(-1), out=gpv)
-            else:
-                torch.mul(glow[:, :b].view(k1, m2, b, 2, cin), d.unsqueeze(-1),
-                          out=gpv.transpose(2, 3))
-            gxf = torch.bmm(gz.expand(b * cin, n1, k1),
-                            torch.view_as_complex(gp).view(b * cin, k1, m2))
-            gx = torch.fft.irfft(gxf.view(b, cin, n1, m2), n=n2, dim=-1)
+            buf, (gxpos, gxneg) = _spectrum(g, b, cin, n1, m1, m2)
+            for kz, gxv in ((slice(0, m1), gxpos), (slice(m1, k1), gxneg)):
+                if not frozen:
+                    torch.mul(glow[:, :2 * b].view(k1, m2, 2, b, cin)[kz], d.unsqueeze(-1),
+                              out=gxv)
+                else:
+                    torch.mul(glow[:, :b].view(k1, m2, b, 2, cin)[kz], d.unsqueeze(-1),
+                              out=gxv.transpose(2, 3))
+            gx = _ifft_spectrum(buf, n2)
         if need_w:
             gw = torch.bmm(low.transpose(1, 2), gprod).view(wshape)
         return gx, gw, g_add, None, None
