@@ -5,7 +5,8 @@ Usage::
     python benchmarks/operator_cpu.py [--threads 1 2] [--repeat 5] [--variants ...]
 
 It prints the machine (CPU model, AVX2 / AVX-512 flags, torch's build and the kernel level it
-runs: ``ATEN_CPU_CAPABILITY=avx2`` emulates an AVX2-only CPU on an AVX-512 one) and a Markdown
+runs: ``ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2``
+emulate an AVX2-only CPU on an AVX-512 one: ATen's, MKL's and oneDNN's kernels) and a Markdown
 table per thread count:
 
 - ``fwi``: one operator FWI iteration with the shipped ``quick`` model, 20 sources, forward and
@@ -41,6 +42,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import os
 import platform
 import resource
 import time
@@ -142,7 +144,11 @@ def machine() -> str:
         model += f" (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
     simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     cfg = torch.__config__.show()
-    return (f"{model}, {simd} ({torch.get_num_threads()} threads max); torch {torch.__version__}, "
+    caps = [f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS",
+                                             "ONEDNN_MAX_CPU_ISA") if os.environ.get(k)]
+    return (f"{model}, {simd} ({torch.get_num_threads()} threads max)"
+            + (f", capped: {' '.join(caps)}" if caps else "")
+            + f"; torch {torch.__version__}, "
             f"MKL {'yes' if torch.backends.mkl.is_available() else 'no'}, oneDNN "
             f"{'yes' if torch.backends.mkldnn.is_available() else 'no'}, kernels "
             f"{torch.backends.cpu.get_cpu_capability()}"

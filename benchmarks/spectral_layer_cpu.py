@@ -3,7 +3,7 @@ the ``fftx`` path (the CPU default since 2026-12-04) against ``matmul`` (the def
 
 Usage::
 
-    [ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2] \
+    [ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2] \
         python benchmarks/spectral_layer_cpu.py [--threads 2] [--rounds 3]
 
 Prints the machine and a Markdown table: the shapes of ``train quick|paper bN`` in
