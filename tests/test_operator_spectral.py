@@ -214,8 +214,10 @@ def test_shipped_quick_model_unchanged_by_the_fast_layer():
 
 @pytest.mark.parametrize("impl", ["auto", "matmul"])
 def test_backward_works_after_inference_mode(impl):
-    """The DFT matrices cached by a first call under ``inference_mode`` must not be inference
-    tensors: a later training or FWI call on the same grid saves them for backward."""
+    """The DFT constants cached under ``inference_mode`` must not be inference tensors: a later
+    training or FWI call on the same grid saves them for backward (``matmul`` builds its DFT
+    matrices in the forward; ``fftx`` builds only its backward's scales, in the backward, and
+    must work after an inference call all the same)."""
     from seisfno.operator.spectral import _dft_matrices, _fftx_scales
 
     _dft_matrices.cache_clear()

@@ -444,14 +444,14 @@ class _SpectralFFTx(torch.autograd.Function):
         gx = gw = None
         if need_x:
             glow = torch.bmm(gprod, mat.transpose(1, 2))
-            buf, (gxpos, gxneg) = _spectrum(g, b, cin, n1, m1, m2)
-            for kz, gxv in ((slice(0, m1), gxpos), (slice(m1, k1), gxneg)):
-                if not frozen:
-                    torch.mul(glow[:, :2 * b].view(k1, m2, 2, b, cin)[kz], d.unsqueeze(-1),
-                              out=gxv)
-                else:
-                    torch.mul(glow[:, :b].view(k1, m2, b, 2, cin)[kz], d.unsqueeze(-1),
-                              out=gxv.transpose(2, 3))
+            buf, kept = _spectrum(g, b, cin, n1, m1, m2)  # views (kz, m2, re/im, B, cin)
+            if not frozen:
+                src = glow[:, :2 * b].view(k1, m2, 2, b, cin)
+            else:
+                src = glow[:, :b].view(k1, m2, b, 2, cin)
+                kept = tuple(v.transpose(2, 3) for v in kept)
+            torch.mul(src[:m1], d.unsqueeze(-1), out=kept[0])
+            torch.mul(src[m1:], d.unsqueeze(-1), out=kept[1])
             gx = _ifft_spectrum(buf, n2)
         if need_w:
             gw = torch.bmm(low.transpose(1, 2), gprod).view(wshape)
