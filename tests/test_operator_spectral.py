@@ -90,6 +90,33 @@ def test_fno2d_layouts_agree(norm):
         torch.testing.assert_close(g_cl, g, atol=1e-12, rtol=1e-10)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_output_scale_enters_the_last_gemm(channels_last, bias):
+    """``FNO2d(x, scale=s)`` is ``s * FNO2d(x)``, gradients included; ``decoded`` uses it, and
+    decodes a network without it (``paper3d``) by a multiplication."""
+    from seisfno.operator.encoding import Normalization, decoded
+
+    torch.manual_seed(3)
+    net = FNO2d(nt_out=5, width=8, modes=4, n_layers=2).double()
+    net.channels_last = channels_last
+    if not bias:
+        net.project[-1].bias = None
+    s = 3.7e-9
+    x = torch.randn(2, 4, 17, 14, dtype=torch.float64, requires_grad=True)
+    ref = net(x) * s
+    (gref,) = torch.autograd.grad(ref.square().sum(), x)
+    y = net(x, scale=s)
+    (g,) = torch.autograd.grad(y.square().sum(), x)
+    tol = {"rtol": 1e-12, "atol": 1e-12 * float(ref.abs().max())}  # round-off only
+    torch.testing.assert_close(y, ref, **tol)
+    torch.testing.assert_close(g, gref, rtol=1e-10, atol=1e-10 * float(gref.abs().max()))
+    norm = Normalization(3000.0, 300.0, 2000.0, 4000.0, s)
+    torch.testing.assert_close(decoded(net, x, norm), ref, **tol)
+    net3 = FNO3d(nt_out=5, width=4, modes=3, n_layers=1, projection=8).double()
+    torch.testing.assert_close(decoded(net3, x, norm), net3(x) * s, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("impl,channels_last", [("fftx", False),
                                                  ("matmul", False), ("fft", False),
                                                  ("fft", True)])

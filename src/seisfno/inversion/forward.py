@@ -234,9 +234,9 @@ class OperatorForward:
         x = torch.cat([vn.expand(len(s), 1, *v.shape), const], dim=1)
         if self._graphs:
             torch.compiler.cudagraph_mark_step_begin()
-        from ..operator.encoding import decode_wavefield
+        from ..operator.encoding import decoded
 
-        return decode_wavefield(self._net(x), n)
+        return decoded(self._net, x, n, self.model.net)
 
 
 def _model_device(model: Any) -> torch.device:

@@ -33,7 +33,7 @@ from torch import nn
 from .._errors import SeisfnoError
 from .._version import __version__
 from ..physics import Grid, Preset
-from .encoding import Normalization, decode_wavefield, encode_inputs
+from .encoding import Normalization, decoded, encode_inputs
 from .registry import build_model
 
 FORMAT = "seisfno-operator"
@@ -155,7 +155,7 @@ class OperatorModel(nn.Module):
         if self.net.training:
             self.net.eval()
         x = encode_inputs(v, src, g, self.norm)
-        return decode_wavefield(self.net(x), self.norm)
+        return decoded(self.net, x, self.norm)
 
     forward = predict
 

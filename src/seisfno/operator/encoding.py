@@ -136,5 +136,18 @@ def decode_wavefield(y: torch.Tensor, norm: Normalization) -> torch.Tensor:
     return y * norm.u_scale
 
 
-__all__ = ["N_INPUT_CHANNELS", "Normalization", "coordinates", "decode_wavefield",
+def decoded(net, x: torch.Tensor, norm: Normalization, module=None) -> torch.Tensor:
+    """``decode_wavefield(net(x), norm)``: the physical wavefield of input ``x``.
+
+    For a network that takes an output scale (``takes_output_scale``, as
+    :class:`~seisfno.operator.fno2d.FNO2d`), ``u_scale`` enters its last GEMM instead of a pass
+    over the output (and another over its gradient). ``module`` is the network to ask when
+    ``net`` is a wrapper of it (``torch.compile``).
+    """
+    if getattr(module if module is not None else net, "takes_output_scale", False):
+        return net(x, scale=norm.u_scale)
+    return decode_wavefield(net(x), norm)
+
+
+__all__ = ["N_INPUT_CHANNELS", "Normalization", "coordinates", "decode_wavefield", "decoded",
            "encode_inputs", "encode_wavefield", "source_bump"]

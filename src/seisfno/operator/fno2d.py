@@ -91,7 +91,16 @@ class FNO2d(nn.Module):
         self.project = nn.Sequential(Pointwise(width, projection), nn.GELU(),
                                      Pointwise(projection, nt_out))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    #: :meth:`forward` takes ``scale`` (:func:`~seisfno.operator.encoding.decoded`).
+    takes_output_scale = True
+
+    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """``(B, 4, nz, nx) -> (B, nt_out, nz, nx)``, times ``scale``.
+
+        ``scale`` multiplies the last projection's weight and bias rather than the output: the
+        decoding into physical units (``u_scale``) without a pass over the output each way
+        (1.3 of an operator FWI iteration's 90 ms on 2 AVX2 cores).
+        """
         cl = self.channels_last
         nz, nx = x.shape[-2:]
         pz, px = _pad_cells(nz, self.padding), _pad_cells(nx, self.padding)
@@ -106,13 +115,19 @@ class FNO2d(nn.Module):
             if i < last:
                 h = F.gelu(h)
         h = h[:, :nz, :nx] if cl else h[..., :nz, :nx]
-        y = _mlp(self.project, h, cl)
+        y = _mlp(self.project, h, cl, scale)
         return y.permute(0, 3, 1, 2).contiguous() if cl else y
 
 
-def _mlp(seq: nn.Sequential, h: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    for m in seq:
-        h = m(h, channels_last=channels_last) if isinstance(m, Pointwise) else m(h)
+def _mlp(seq: nn.Sequential, h: torch.Tensor, channels_last: bool, scale: float = 1.0
+         ) -> torch.Tensor:
+    """``seq`` on ``h``, its last layer (a :class:`Pointwise`) scaled by ``scale``."""
+    last = len(seq) - 1
+    for i, m in enumerate(seq):
+        if isinstance(m, Pointwise):
+            h = m(h, channels_last=channels_last, scale=scale if i == last else 1.0)
+        else:
+            h = m(h)
     return h
 
 

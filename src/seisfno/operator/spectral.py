@@ -544,21 +544,27 @@ class Pointwise(nn.Linear):
     With ``channels_last`` the input is ``(B, *spatial, cin)`` and this is plain ``Linear``.
     """
 
-    def forward(self, x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, channels_last: bool = False, scale: float = 1.0
+                ) -> torch.Tensor:
+        """The 1x1 convolution of ``x``, times ``scale`` (folded into the GEMM, no extra pass)."""
+        w = self.weight.to(x.dtype)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
         if channels_last:
-            return F.linear(x, self.weight.to(x.dtype),
-                            None if self.bias is None else self.bias.to(x.dtype))
+            if scale != 1.0:
+                w, bias = w * scale, None if bias is None else bias * scale
+            return F.linear(x, w, bias)
         # An explicit bmm with the weight expanded over the batch: ``matmul`` folds a 2-D @ 3-D
         # product into one transposed mm, whose transposed output made every following op
         # (GELU and its backward above all) run on strided memory, several times slower.
         # The bias enters the GEMM (``baddbmm``) rather than a separate pass over the output.
+        # ``scale`` as the GEMM's alpha and beta.
         b, spatial = x.shape[0], x.shape[2:]
-        w = self.weight.to(x.dtype)
         x3 = x.reshape(b, x.shape[1], -1)
-        if self.bias is None:
+        if bias is None:
+            w = w if scale == 1.0 else w * scale
             y = torch.bmm(w.expand(b, *w.shape), x3)
         else:
-            y = torch.baddbmm(self.bias.to(x.dtype)[:, None], w.expand(b, *w.shape), x3)
+            y = torch.baddbmm(bias[:, None], w.expand(b, *w.shape), x3, beta=scale, alpha=scale)
         return y.view(b, -1, *spatial)
 
 
