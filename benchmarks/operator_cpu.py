@@ -167,7 +167,8 @@ class _ComplexSpectral(nn.Module):
                                    requires_grad=layer.weight.requires_grad)
         self._forward = forward
 
-    def forward(self, x, channels_last=False, add=None):
+    def forward(self, x, channels_last=False, pointwise=None):
+        add = None if pointwise is None else pointwise(x, channels_last=channels_last)
         return self._forward(self, x, channels_last, add)
 
 

@@ -60,7 +60,7 @@ def main() -> None:
         g = torch.randn(b, c, 72, 72)
 
         def step(sc=sc, pw=pw, x=x, g=g):
-            sc(x, add=pw(x)).backward(g)
+            sc(x, pointwise=pw).backward(g)
         res: dict[str, float] = {}
         for _ in range(args.rounds):
             for impl in ("matmul", "fftx"):

@@ -123,12 +123,16 @@ def test_output_scale_enters_the_last_gemm(channels_last, bias):
 @pytest.mark.parametrize("size", [(24, 24, 6, 6), (23, 20, 5, 4), (11, 11, 6, 6),
                                   (16, 15, 5, 4, 4, 32)])  # 4 x 32: padded mix rows
 def test_fast_spectral_paths_match_the_einsum_reference(impl, channels_last, size):
-    """Every implementation of the layer is the complex-einsum layer, values and gradients
-    (float64, so round-off of the DFT matrices is all that differs)."""
+    """Every implementation of the layer is the complex-einsum layer, values and gradients,
+    with and without the pointwise branch (float64, so round-off of the DFT matrices is all
+    that differs)."""
+    from seisfno.operator.spectral import Pointwise
+
     n1, n2, m1, m2, batch, width = (*size, 2, 3)[:6]
     torch.manual_seed(3)
     layer = SpectralConv2d(width, 5, m1, m2)
     layer.double()
+    pw = Pointwise(width, 5).double()
     x = torch.randn(batch, width, n1, n2, dtype=torch.float64, requires_grad=True)
     xin = x.permute(0, 2, 3, 1) if channels_last else x
     out = {}
@@ -136,6 +140,9 @@ def test_fast_spectral_paths_match_the_einsum_reference(impl, channels_last, siz
         layer.impl = name
         y = layer(xin, channels_last=channels_last)
         out[name] = (y, *torch.autograd.grad((y * torch.cos(y)).sum(), (x, layer.weight)))
+        y = layer(xin, channels_last=channels_last, pointwise=pw)
+        out[name] += (y, *torch.autograd.grad((y * torch.cos(y)).sum(),
+                                              (x, layer.weight, pw.weight, pw.bias)))
     for a, b in zip(out[impl], out["einsum"], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12 * float(b.detach().abs().max()))
 
@@ -165,12 +172,14 @@ def test_frozen_weights_mix_by_blocks_and_match_the_reference(size, impl):
     assert layer._frozen_blocks(x.dtype) is None  # trainable weights mix without blocks
 
 
-@pytest.mark.parametrize("frozen,x_grad", [(False, True), (True, True), (False, False)])
-def test_fftx_layer_passes_gradcheck(frozen, x_grad):
+@pytest.mark.parametrize("frozen,x_grad,pointwise", [
+    (False, True, "trainable"), (True, True, "trainable"), (False, False, "trainable"),
+    (True, True, "frozen"), (False, True, "none")])
+def test_fftx_layer_passes_gradcheck(frozen, x_grad, pointwise):
     """Finite differences of the hand-written forward and backward (:class:`_SpectralFFTx`) in
-    float64: input, weight (trainable) and the added branch, the input also without a gradient;
-    frozen weights mix by the 2x2 blocks. 128 channels of one sample: the mix's buffers get
-    their padding row."""
+    float64: input, weight (trainable) and the pointwise branch's weight and bias (trainable,
+    frozen or none), the input also without a gradient; frozen weights mix by the 2x2 blocks.
+    128 channels of one sample: the mix's buffers get their padding row."""
     from seisfno.operator.spectral import _mode_rows, _SpectralFFTx, mix_blocks
 
     torch.manual_seed(6)
@@ -179,9 +188,11 @@ def test_fftx_layer_passes_gradcheck(frozen, x_grad):
     w = torch.randn(2 * m1 - 1, m2, cin, 2, cout, dtype=torch.float64,
                     requires_grad=not frozen)
     x = torch.randn(1, cin, 6, 5, dtype=torch.float64, requires_grad=x_grad)
-    add = torch.randn(1, cout, 6, 5, dtype=torch.float64, requires_grad=True)
+    pw = (None, None) if pointwise == "none" else tuple(
+        torch.randn(*shape, dtype=torch.float64, requires_grad=pointwise == "trainable")
+        for shape in ((cout, cin), (cout,)))
     blocks = mix_blocks(w.detach()) if frozen else None
-    args = (x, w, add, m1, blocks)
+    args = (x, w, *pw, m1, blocks)
     assert torch.autograd.gradcheck(_SpectralFFTx.apply, args)
 
 
