@@ -112,7 +112,14 @@ def test_output_scale_enters_the_last_gemm(channels_last, bias):
     torch.testing.assert_close(y, ref, **tol)
     torch.testing.assert_close(g, gref, rtol=1e-10, atol=1e-10 * float(gref.abs().max()))
     norm = Normalization(3000.0, 300.0, 2000.0, 4000.0, s)
+    scales = []
+    net.register_forward_pre_hook(lambda m, args, kw: scales.append(kw.get("scale")),
+                                  with_kwargs=True)
     torch.testing.assert_close(decoded(net, x, norm), ref, **tol)
+    # a wrapper (as torch.compile's) is called with the scale when its module takes one
+    torch.testing.assert_close(decoded(lambda x, **kw: net(x, **kw), x, norm, module=net), ref,
+                               **tol)
+    assert scales == [s, s]
     net3 = FNO3d(nt_out=5, width=4, modes=3, n_layers=1, projection=8).double()
     torch.testing.assert_close(decoded(net3, x, norm), net3(x) * s, rtol=0, atol=0)
 
@@ -122,7 +129,8 @@ def test_output_scale_enters_the_last_gemm(channels_last, bias):
                                                  ("fft", True)])
 @pytest.mark.parametrize("size", [(24, 24, 6, 6), (23, 20, 5, 4), (11, 11, 6, 6),
                                   (16, 15, 5, 4, 4, 32)])  # 4 x 32: padded mix rows
-def test_fast_spectral_paths_match_the_einsum_reference(impl, channels_last, size):
+@pytest.mark.parametrize("bias", [True, False])
+def test_fast_spectral_paths_match_the_einsum_reference(impl, channels_last, size, bias):
     """Every implementation of the layer is the complex-einsum layer, values and gradients,
     with and without the pointwise branch (float64, so round-off of the DFT matrices is all
     that differs)."""
@@ -132,7 +140,7 @@ def test_fast_spectral_paths_match_the_einsum_reference(impl, channels_last, siz
     torch.manual_seed(3)
     layer = SpectralConv2d(width, 5, m1, m2)
     layer.double()
-    pw = Pointwise(width, 5).double()
+    pw = Pointwise(width, 5, bias=bias).double()
     x = torch.randn(batch, width, n1, n2, dtype=torch.float64, requires_grad=True)
     xin = x.permute(0, 2, 3, 1) if channels_last else x
     out = {}
@@ -141,8 +149,8 @@ def test_fast_spectral_paths_match_the_einsum_reference(impl, channels_last, siz
         y = layer(xin, channels_last=channels_last)
         out[name] = (y, *torch.autograd.grad((y * torch.cos(y)).sum(), (x, layer.weight)))
         y = layer(xin, channels_last=channels_last, pointwise=pw)
-        out[name] += (y, *torch.autograd.grad((y * torch.cos(y)).sum(),
-                                              (x, layer.weight, pw.weight, pw.bias)))
+        params = (x, layer.weight, pw.weight) + ((pw.bias,) if bias else ())
+        out[name] += (y, *torch.autograd.grad((y * torch.cos(y)).sum(), params))
     for a, b in zip(out[impl], out["einsum"], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12 * float(b.detach().abs().max()))
 
@@ -174,12 +182,13 @@ def test_frozen_weights_mix_by_blocks_and_match_the_reference(size, impl):
 
 @pytest.mark.parametrize("frozen,x_grad,pointwise", [
     (False, True, "trainable"), (True, True, "trainable"), (False, False, "trainable"),
-    (True, True, "frozen"), (False, True, "none")])
+    (True, True, "frozen"), (False, True, "none"), (True, True, "no bias")])
 def test_fftx_layer_passes_gradcheck(frozen, x_grad, pointwise):
     """Finite differences of the hand-written forward and backward (:class:`_SpectralFFTx`) in
     float64: input, weight (trainable) and the pointwise branch's weight and bias (trainable,
-    frozen or none), the input also without a gradient; frozen weights mix by the 2x2 blocks.
-    128 channels of one sample: the mix's buffers get their padding row."""
+    frozen, none, or a weight without bias), the input also without a gradient; frozen
+    weights mix by the 2x2 blocks. 128 channels of one sample: the mix's buffers get their
+    padding row."""
     from seisfno.operator.spectral import _mode_rows, _SpectralFFTx, mix_blocks
 
     torch.manual_seed(6)
@@ -189,8 +198,10 @@ def test_fftx_layer_passes_gradcheck(frozen, x_grad, pointwise):
                     requires_grad=not frozen)
     x = torch.randn(1, cin, 6, 5, dtype=torch.float64, requires_grad=x_grad)
     pw = (None, None) if pointwise == "none" else tuple(
-        torch.randn(*shape, dtype=torch.float64, requires_grad=pointwise == "trainable")
+        torch.randn(*shape, dtype=torch.float64, requires_grad=pointwise != "frozen")
         for shape in ((cout, cin), (cout,)))
+    if pointwise == "no bias":
+        pw = (pw[0], None)
     blocks = mix_blocks(w.detach()) if frozen else None
     args = (x, w, *pw, m1, blocks)
     assert torch.autograd.gradcheck(_SpectralFFTx.apply, args)

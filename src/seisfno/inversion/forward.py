@@ -232,10 +232,13 @@ class OperatorForward:
         n = self.model.norm
         vn = (v.to(self.device, self._dtype) - n.v_mean_mps) / n.v_std_mps
         x = torch.cat([vn.expand(len(s), 1, *v.shape), const], dim=1)
-        if self._graphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        from ..operator.encoding import decoded
+        from ..operator.encoding import decode_wavefield, decoded
 
+        if self._graphs:
+            # The graph's output buffer is overwritten by the next replay: the decoding's
+            # multiplication hands the caller a tensor of its own.
+            torch.compiler.cudagraph_mark_step_begin()
+            return decode_wavefield(self._net(x), n)
         return decoded(self._net, x, n, self.model.net)
 
 

@@ -152,8 +152,9 @@ class SpectralConv2d(nn.Module):
 
         ``pointwise`` (the Fourier layer's pointwise branch) of ``x`` is added to the result:
         on the ``fftx`` path inside the same autograd node (its GEMM accumulates into the
-        output, its bias enters the mean coefficient: :class:`_SpectralFFTx`), on ``matmul``
-        by the last GEMM, elsewhere by a sum.
+        output, its bias enters the mean coefficient: :class:`_SpectralFFTx`; the module's
+        ``weight`` and ``bias`` are read there, its ``forward`` and hooks not called), on
+        ``matmul`` by the last GEMM, elsewhere by a sum.
         """
         d1, d2 = (1, 2) if channels_last else (-2, -1)
         n1, n2 = x.shape[d1], x.shape[d2]
@@ -347,9 +348,9 @@ def _mode_rows(b: int, *widths: int) -> int:
 
 class _SpectralFFTx(torch.autograd.Function):
     """The spectral convolution of channels-first ``x (B, cin, n1, n2)`` plus its pointwise
-    branch (or none): a real FFT along x, an FFT along z of the ``m2`` kept columns only, the channel
-    mix by one real ``bmm``, and the inverse the same way back; forward and backward written
-    out (the CPU default, :attr:`SpectralConv2d.impl` ``"fftx"``).
+    branch (or none): a real FFT along x, an FFT along z of the ``m2`` kept columns only, the
+    channel mix by one real ``bmm``, and the inverse the same way back; forward and backward
+    written out (the CPU default, :attr:`SpectralConv2d.impl` ``"fftx"``).
 
     Why: a real FFT along the contiguous x axis takes half the time of the truncated DFT's GEMM
     there (``paper`` at batch 16: 1.0 against 2.2 ms), and along z the FFT of the kept columns
@@ -414,9 +415,10 @@ class _SpectralFFTx(torch.autograd.Function):
         if pw_weight is not None:
             out.view(b, cout, -1).baddbmm_(pw_weight.expand(b, cout, cin), x.reshape(b, cin, -1))
         # Only what the backward reads: the mix's input for the weight's gradient, the weight (or
-        # its blocks) for the input's, the input for the pointwise weight's gradient; a frozen
-        # weight changed in place before the backward is then no error (its blocks are a new
-        # tensor when it changes).
+        # its blocks) and the pointwise weight for the input's, the input for the pointwise
+        # weight's gradient. A frozen spectral weight changed in place before the backward is
+        # then no error (its blocks are a new tensor when it changes); the pointwise weight, as
+        # under autograd before, is saved as it is, and such a change is an error.
         need_x, need_w, need_pw = ctx.needs_input_grad[:3]
         ctx.save_for_backward(low if need_w else None,
                               weight if need_x and blocks is None else None,
@@ -434,7 +436,7 @@ class _SpectralFFTx(torch.autograd.Function):
         k1, m2, cin, _, cout = wshape
         modes = k1 * m2
         need_x, need_w, need_pw, need_pb = ctx.needs_input_grad[:4]
-        g3 = g.reshape(b, cout, -1)
+        g3 = g.reshape(b, cout, -1) if need_pw or pw_weight is not None else None
         g_pw = torch.bmm(g3, x.reshape(b, cin, -1).transpose(1, 2)).sum(0) if need_pw else None
         g_pb = g.sum((0, 2, 3)) if need_pb else None
         if not (need_x or need_w):
