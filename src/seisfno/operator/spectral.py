@@ -208,13 +208,6 @@ def _interleave(re: torch.Tensor, im: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.stack([re, im], dim=dim + 1).flatten(dim, dim + 1)
 
 
-def _z_angles(n1: int, m1: int) -> torch.Tensor:
-    """The DFT angles ``2 pi k n / n1`` (float64, ``(2*m1-1, n1)``) of the kept z frequencies, in
-    the weights' order: ``0 .. m1-1``, then ``-(m1-1) .. -1``."""
-    kz = torch.cat([torch.arange(m1), torch.arange(n1 - m1 + 1, n1)]).to(torch.float64)
-    return 2 * math.pi / n1 * torch.outer(kz, torch.arange(n1, dtype=torch.float64))
-
-
 @functools.lru_cache(maxsize=16)
 def _dft_matrices(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device: str
                   ) -> tuple[torch.Tensor, ...]:
@@ -234,7 +227,8 @@ def _dft_matrices(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device
     complex modes before the complex z transform, a third fewer flops than z first.
     """
     f64 = torch.float64
-    az = _z_angles(n1, m1)
+    kz = torch.cat([torch.arange(m1), torch.arange(n1 - m1 + 1, n1)]).to(f64)  # weights' order
+    az = 2 * math.pi / n1 * torch.outer(kz, torch.arange(n1, dtype=f64))
     ax = 2 * math.pi / n2 * torch.outer(torch.arange(m2, dtype=f64), torch.arange(n2, dtype=f64))
     cz, sz, cx, sx = az.cos(), az.sin(), ax.cos().T, ax.sin().T  # (k1, n1), (n2, m2)
     gz = _interleave(_interleave(cz.T, -sz.T, 1), _interleave(sz.T, cz.T, 1), 0) / n1
@@ -248,7 +242,7 @@ def _dft_matrices(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device
 def _dft_constants(n1: int, n2: int, m1: int, m2: int, dtype: torch.dtype, device: str,
                    make=None) -> tuple[torch.Tensor, ...]:
     """:func:`_dft_matrices` (or the cached ``make`` with the same arguments, e.g.
-    :func:`_fftx_matrices`), made as ordinary constants whatever the caller's grad mode (an
+    :func:`_fftx_scales`), made as ordinary constants whatever the caller's grad mode (an
     inference tensor in the cache would break every later backward pass that saves one)."""
     with torch.inference_mode(False), torch.no_grad():
         return (make or _dft_matrices)(n1, n2, m1, m2, dtype, device)
